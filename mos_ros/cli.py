@@ -1,0 +1,175 @@
+"""The ``mos`` command: detect, export, bench, train, demo.
+
+Each subcommand is a (configure, run) pair in :data:`COMMANDS`; heavy libraries are imported
+only by the command that needs them.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mos_ros.core.errors import MosError
+
+log = logging.getLogger("mos")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its one-line help, how to add its arguments and what it runs."""
+
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=None,
+                        help="model file: .pt, .onnx or a .ncnn folder (default: shipped model)")
+    parser.add_argument("--backend", default=None,
+                        help="torch | onnxruntime | ncnn (default: from the model's suffix)")
+    parser.add_argument("--device", default=None,
+                        help="torch: cpu|cuda|auto; onnxruntime: provider list, e.g. cuda,cpu")
+    parser.add_argument("--threads", type=int, default=None, help="inference threads")
+
+
+def _open_detector(args: argparse.Namespace, **settings):
+    from mos_ros.core.postprocess import DecodeSettings
+    from mos_ros.detector import FaceDetector
+    from mos_ros.resources import default_model_path
+
+    model = args.model or default_model_path()
+    options = {"threads": args.threads} if args.threads else {}
+    if args.device:
+        key = "providers" if str(model).endswith(".onnx") else "device"
+        options[key] = args.device.split(",") if key == "providers" else args.device
+    return FaceDetector.open(model, args.backend, options, settings=DecodeSettings(**settings),
+                             input_size=getattr(args, "input_size", 640))
+
+
+def _configure_detect(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", type=Path, help="image file, folder of images or video")
+    parser.add_argument("-o", "--out", type=Path, default=Path("out/detect"),
+                        help="folder for drawn images and detections.json")
+    parser.add_argument("--score", type=float, default=0.5, help="face score threshold")
+    parser.add_argument("--nms", type=float, default=0.4, help="NMS IoU threshold")
+    parser.add_argument("--min-size", type=float, default=0.0, help="smallest face side (px)")
+    parser.add_argument("--input-size", type=int, default=640,
+                        help="long side of the network input in pixels")
+    _add_model_arguments(parser)
+
+
+def _run_detect(args: argparse.Namespace) -> int:
+    from mos_ros.offline import detect_files
+
+    detector = _open_detector(args, score_threshold=args.score, nms_threshold=args.nms,
+                              min_face_size=args.min_size)
+    results = detect_files(detector, args.source, args.out)
+    faces = sum(len(f) for f in results["frames"].values())
+    print(f"{len(results['frames'])} image(s), {faces} face(s) -> {args.out}")
+    for name, error in results["errors"].items():
+        print(f"skipped {name}: {error}")
+    return 0
+
+
+def _configure_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="mos_ros checkpoint (.pt)")
+    parser.add_argument("--format", required=True, choices=("onnx", "ncnn"))
+    parser.add_argument("-o", "--out", type=Path, default=None,
+                        help="output file (.onnx) or folder (.ncnn); default beside the input")
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from mos_ros.export import export_model
+
+    suffix = {"onnx": ".onnx", "ncnn": ".ncnn"}[args.format]
+    out = args.out or args.checkpoint.with_suffix(suffix)
+    print(export_model(args.checkpoint, args.format, out))
+    return 0
+
+
+def _configure_passthrough(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of the tool")
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from mos_ros.bench.run import main as bench_main
+
+    return bench_main(args.rest)
+
+
+def _configure_train(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", type=Path, help="training YAML, e.g. config/train_synth.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field (repeatable)")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from mos_ros.train.trainer import TrainConfig, train
+
+    config = TrainConfig.from_yaml(args.config, overrides=args.set)
+    print(train(config))
+    return 0
+
+
+def _configure_demo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--out", type=Path, default=Path("out/demo"),
+                        help="folder for the annotated demo images")
+    _add_model_arguments(parser)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from mos_ros.offline import detect_files
+    from mos_ros.resources import find_shared_file
+
+    detector = _open_detector(args)
+    images = find_shared_file("models/demo")
+    print(f"model: {args.model or 'shipped default'} on {detector.backend.device}")
+    results = detect_files(detector, images, args.out, progress=False)
+    for name, faces in results["frames"].items():
+        poses = ", ".join(f"yaw {f['yaw']:+.0f} pitch {f['pitch']:+.0f} roll {f['roll']:+.0f}"
+                          for f in faces[:3])
+        print(f"{name}: {len(faces)} face(s)  {poses}")
+    print(f"annotated images and detections.json written to {args.out}")
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "detect": Command("detect faces in an image, folder or video", _configure_detect,
+                      _run_detect),
+    "export": Command("export a checkpoint to ONNX or ncnn", _configure_export, _run_export),
+    "bench": Command("latency per backend and versus a sequential pipeline",
+                     _configure_passthrough, _run_bench),
+    "train": Command("train a model from a YAML config", _configure_train, _run_train),
+    "demo": Command("run the shipped model on the bundled demo images", _configure_demo,
+                    _run_demo),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``mos`` with one sub-parser per entry of :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(prog="mos", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, command in COMMANDS.items():
+        command.configure(sub.add_parser(name, help=command.help, description=command.help))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mos`` console script; errors become one line and exit code 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command].run(args)
+    except (MosError, FileNotFoundError, ValueError) as exc:
+        print(f"mos {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

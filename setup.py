@@ -1,0 +1,4 @@
+"""pip install of the mos_ros Python package (core, model, backends, CLI, nodes)."""
+from setuptools import setup
+
+setup()

@@ -295,8 +295,8 @@ def reference_body_name(key: str, variant: str) -> str:
         return key
     _, _, index, rest = key.split(".", 3)
     index = int(index)
-    group, start = next((g, s) for g, s in (("feature_6", 14), ("feature_4", 7),
-                                             ("feature_2", 0)) if index >= s)
+    groups = (("feature_6", 14), ("feature_4", 7), ("feature_2", 0))
+    group, start = next((g, s) for g, s in groups if index >= s)
     return f"body.{group}.{index - start}.{rest}"
 
 

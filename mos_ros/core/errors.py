@@ -11,3 +11,7 @@ class ImageError(MosError, ValueError):
 
 class ModelFileError(MosError, ValueError):
     """A model file is missing, truncated, of the wrong kind or lacks its metadata."""
+
+
+class ExportError(MosError, RuntimeError):
+    """Exporting a model failed, or the exported file does not reproduce the source model."""

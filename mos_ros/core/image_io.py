@@ -45,7 +45,8 @@ def to_bgr(image: np.ndarray) -> np.ndarray:
     if height == 0 or width == 0:
         raise ImageError(f"image is empty ({height}x{width})")
     if max(height, width) > MAX_IMAGE_SIDE:
-        raise ImageError(f"image is {width}x{height}; the largest side allowed is {MAX_IMAGE_SIDE}")
+        raise ImageError(f"image is {width}x{height}; the largest side allowed is "
+                         f"{MAX_IMAGE_SIDE}")
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:

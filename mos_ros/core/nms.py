@@ -6,7 +6,8 @@ import numpy as np
 
 def box_areas(boxes: np.ndarray) -> np.ndarray:
     """Areas of x1y1x2y2 boxes (continuous coordinates; degenerate boxes have area 0)."""
-    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    widths = np.clip(boxes[:, 2] - boxes[:, 0], 0, None)
+    return widths * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:

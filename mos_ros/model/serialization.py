@@ -6,8 +6,6 @@ problem, so that callers (CLI, ROS nodes) never show a deep torch traceback.
 from __future__ import annotations
 
 import logging
-import pickle
-import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,9 +20,10 @@ _LOG = logging.getLogger(__name__)
 #: How many offending key names an error message lists before it abbreviates.
 KEYS_SHOWN = 8
 
-#: What ``torch.load`` raises for files that are not (complete) torch archives.
-_UNREADABLE = (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError,
-               zipfile.BadZipFile, AttributeError, ImportError, KeyError)
+#: What ``torch.load`` raises for files that are not (complete) torch archives. The unpickler
+#: can fail in almost any way on arbitrary bytes (IndexError and struct.error were seen too), so
+#: every ordinary exception means "not a readable weight file".
+_UNREADABLE = (Exception,)
 
 
 def read_torch_file(path: str | Path, map_location: str | torch.device = "cpu") -> Any:

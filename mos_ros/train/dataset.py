@@ -1,0 +1,175 @@
+"""Training samples: images with their anchor targets, as a torch ``Dataset``.
+
+Sample ``i`` is a pure function of ``(seed, i)``: the scene (rendered on the fly or the
+``i mod n``-th image of a written set, in an order shuffled per pass) and its augmentation
+(random square crop, horizontal flip, photometric changes) all draw from
+``scene_rng(seed, i)``. So the data does not depend on the number of workers, and a resumed
+run that starts at sample ``iteration * batch`` sees exactly the data it would have seen.
+
+Images leave the workers as uint8 (H, W, 3) to keep inter-process traffic small; the trainer
+subtracts the mean on the device (:func:`images_to_input`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from mos_ros.core.anchors import generate_anchors
+from mos_ros.core.config import BGR_MEAN, PoseBins, PriorConfig
+from mos_ros.core.image_io import read_image
+from mos_ros.train.augment import (
+    CropConfig, FaceLabels, PhotometricConfig, flip_horizontal, photometric, random_square_crop)
+from mos_ros.train.labels import LabelledImage, image_path, read_label_file
+from mos_ros.train.synthetic import SyntheticConfig, compose_scene, scene_rng
+from mos_ros.train.targets import MatchConfig, build_targets
+
+#: Offsets that keep the streams of scene rendering, augmentation and shuffling apart.
+_RENDER_STREAM, _AUGMENT_STREAM, _SHUFFLE_STREAM = 0, 1, 2
+#: Targets sent as narrow integers and widened on the device.
+_NARROW = {"labels": np.int8, "pose_bins": np.uint8}
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """How a training sample is produced from a scene."""
+
+    input_size: int = 640
+    flip_probability: float = 0.5
+    #: Photometric augmentation of images read from disk (rendered scenes bring their own).
+    photometric_probability: float = 0.5
+    crop: CropConfig = field(default_factory=CropConfig)
+    photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
+    match: MatchConfig = field(default_factory=MatchConfig)
+
+
+class SyntheticSource:
+    """Scenes rendered on the fly: scene ``i`` comes from ``scene_rng(seed, i)``."""
+
+    def __init__(self, config: SyntheticConfig, seed: int):
+        self.config = config
+        self.seed = seed
+
+    def scene(self, index: int) -> tuple[np.ndarray, FaceLabels]:
+        """Image and labels of scene ``index``."""
+        scene = compose_scene(scene_rng(self.seed * 3 + _RENDER_STREAM, index), self.config)
+        return scene.image, scene.labels
+
+    @property
+    def needs_photometric(self) -> bool:
+        """Rendered scenes are already augmented by the renderer."""
+        return False
+
+
+class LabelFileSource:
+    """Images of a written set (synthetic or WIDER), visited in a new order on every pass."""
+
+    def __init__(self, label_file: str | Path, seed: int):
+        self.label_file = Path(label_file)
+        self.items: list[LabelledImage] = read_label_file(self.label_file)
+        if not self.items:
+            raise ValueError(f"label file {self.label_file} lists no images")
+        self.seed = seed
+
+    def scene(self, index: int) -> tuple[np.ndarray, FaceLabels]:
+        """Image and labels at position ``index`` of the endless shuffled sequence."""
+        epoch, position = divmod(index, len(self.items))
+        order = scene_rng(self.seed * 3 + _SHUFFLE_STREAM, epoch).permutation(len(self.items))
+        item = self.items[order[position]]
+        return read_image(image_path(self.label_file, item)), item.labels
+
+    @property
+    def needs_photometric(self) -> bool:
+        """Images on disk get photometric augmentation when sampled."""
+        return True
+
+
+class FaceTrainingSet(Dataset):
+    """``dataset[i]`` -> (uint8 image (S, S, 3), dict of target arrays for every anchor)."""
+
+    def __init__(self, source: SyntheticSource | LabelFileSource, config: SampleConfig,
+                 seed: int, priors: PriorConfig = PriorConfig(), pose_bins: PoseBins = PoseBins(),
+                 length: int = 2 ** 62):
+        self.source = source
+        self.config = config
+        self.seed = seed
+        self.priors = priors
+        self.pose_bins = pose_bins
+        self.length = length
+        self.anchors = generate_anchors(priors, config.input_size, config.input_size)
+
+    def __len__(self) -> int:
+        """Samples are indexed by a global counter; the length only bounds it."""
+        return self.length
+
+    def sample(self, index: int) -> tuple[np.ndarray, FaceLabels]:
+        """The augmented square image and its pixel labels (before anchor matching)."""
+        image, labels = self.source.scene(index)
+        rng = scene_rng(self.seed * 3 + _AUGMENT_STREAM, index)
+        cfg = self.config
+        image, labels = random_square_crop(image, labels, rng, cfg.crop, cfg.input_size)
+        if rng.random() < cfg.flip_probability:
+            image, labels = flip_horizontal(image, labels)
+        if self.source.needs_photometric and rng.random() < cfg.photometric_probability:
+            image = photometric(image, rng, cfg.photometric)
+        return image, labels
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Image and anchor targets of sample ``index``."""
+        image, labels = self.sample(int(index))
+        size = self.config.input_size
+        targets = build_targets(labels, (size, size), self.anchors, self.priors,
+                                self.pose_bins, self.config.match).as_dict()
+        for name, dtype in _NARROW.items():
+            targets[name] = targets[name].astype(dtype)
+        return image, targets
+
+
+class IndexRange(Sampler):
+    """Sample indices ``first, first + 1, ..., last - 1``: the global sample counter."""
+
+    def __init__(self, first: int, last: int):
+        if not 0 <= first <= last:
+            raise ValueError(f"invalid sample range [{first}, {last})")
+        self.first = first
+        self.last = last
+
+    def __iter__(self):
+        """Indices in order."""
+        return iter(range(self.first, self.last))
+
+    def __len__(self) -> int:
+        """Number of indices."""
+        return self.last - self.first
+
+
+def collate(batch: list[tuple[np.ndarray, dict[str, np.ndarray]]]
+            ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Stack images (B, S, S, 3) uint8 and each target array along a new batch axis."""
+    images = torch.from_numpy(np.stack([image for image, _ in batch]))
+    names = batch[0][1].keys()
+    targets = {name: torch.from_numpy(np.stack([t[name] for _, t in batch])) for name in names}
+    return images, targets
+
+
+def images_to_input(images: torch.Tensor, mean: tuple[float, float, float] = BGR_MEAN
+                    ) -> torch.Tensor:
+    """uint8 (B, H, W, 3) BGR -> float (B, 3, H, W) minus the mean: the network input.
+
+    The same transform as :func:`mos_ros.core.preprocess.prepare` for an image that already has
+    the input size, done on the device for a whole batch.
+    """
+    planes = images.permute(0, 3, 1, 2).float()
+    return planes - torch.tensor(mean, dtype=planes.dtype, device=planes.device).view(1, 3, 1, 1)
+
+
+def targets_to_device(targets: dict[str, torch.Tensor], device: torch.device
+                      ) -> dict[str, torch.Tensor]:
+    """Move targets to ``device`` and widen the narrow integer ones for the loss."""
+    moved = {name: t.to(device, non_blocking=True) for name, t in targets.items()}
+    for name in _NARROW:
+        moved[name] = moved[name].long()
+    return moved

@@ -1,0 +1,128 @@
+"""The MOS multi-task loss: OHEM softmax classification, smooth-L1 boxes and landmarks, and
+pose as bin cross-entropy plus beta times the squared error of the expected angle.
+
+Normalisation follows RetinaFace: class and box terms are divided by the number of positive
+anchors in the batch, the landmark and pose terms by the number of positives that carry those
+labels (faces without them are masked out, never trained toward zero). The expected angle is
+the softmax expectation over :func:`mos_ros.core.pose.bin_centres`, the same numbers
+:func:`mos_ros.core.pose.bins_to_degrees` uses at inference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mos_ros.core.config import PoseBins
+from mos_ros.core.pose import bin_centres
+
+ANGLE_NAMES = ("yaw", "pitch", "roll")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Task weights (cls:box:landmarks:pose), OHEM ratio and the pose MSE weight beta."""
+
+    cls_weight: float = 2.0
+    box_weight: float = 1.0
+    landmark_weight: float = 1.0
+    pose_weight: float = 0.25
+    negative_ratio: float = 3.0
+    #: Negatives kept in an image without any positive anchor (0: such images add no loss).
+    min_negatives: int = 0
+    pose_beta: float = 0.001
+
+    def __post_init__(self) -> None:
+        """Weights and ratios must be non-negative."""
+        for name in ("cls_weight", "box_weight", "landmark_weight", "pose_weight",
+                     "negative_ratio", "min_negatives", "pose_beta"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"loss {name} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class LossParts:
+    """The weighted total and each unweighted task term (scalars)."""
+
+    total: Tensor
+    cls: Tensor
+    box: Tensor
+    landmarks: Tensor
+    pose: Tensor
+
+    def as_floats(self) -> dict[str, float]:
+        """Plain numbers for logging."""
+        return {name: float(getattr(self, name).detach()) for name in
+                ("total", "cls", "box", "landmarks", "pose")}
+
+
+def hard_negative_mask(class_loss: Tensor, labels: Tensor, ratio: float,
+                       min_negatives: int = 0) -> Tensor:
+    """Per image, the ``ratio`` x positives background anchors with the highest class loss.
+
+    ``class_loss`` and ``labels`` are (B, N); returns a bool (B, N) mask of chosen negatives.
+    """
+    positive = labels > 0
+    loss = class_loss.detach().masked_fill(positive, float("-inf"))
+    num_pos = positive.sum(dim=1, keepdim=True)
+    num_neg = torch.clamp(torch.clamp((num_pos * ratio).long(), min=min_negatives),
+                          max=labels.shape[1] - num_pos)
+    order = loss.argsort(dim=1, descending=True)
+    rank = order.argsort(dim=1)
+    return (rank < num_neg) & ~positive
+
+
+def expected_angle(logits: Tensor, centres: Tensor) -> Tensor:
+    """Softmax expectation of the bin centres (degrees), the torch twin of bins_to_degrees."""
+    return torch.softmax(logits, dim=-1) @ centres
+
+
+class MultiTaskLoss(nn.Module):
+    """Loss of the six MOS outputs against :class:`~mos_ros.train.targets.AnchorTargets`."""
+
+    def __init__(self, pose_bins: PoseBins = PoseBins(), config: LossConfig = LossConfig()):
+        super().__init__()
+        self.config = config
+        self.register_buffer("centres", torch.as_tensor(bin_centres(pose_bins),
+                                                        dtype=torch.float32))
+
+    def forward(self, outputs: tuple[Tensor, ...], targets: dict[str, Tensor]) -> LossParts:
+        """``outputs`` as the network returns them; ``targets`` as the data loader stacks them."""
+        loc, conf, landms, *pose_logits = (o.float() for o in outputs)
+        labels = targets["labels"]
+        positive = labels > 0
+        num_pos = positive.sum().clamp(min=1).float()
+        cls = self._classification(conf, labels) / num_pos
+        box = F.smooth_l1_loss(loc[positive], targets["loc"][positive], reduction="sum") / num_pos
+        landmarks = self._landmarks(landms, targets)
+        pose = self._pose(pose_logits, targets)
+        cfg = self.config
+        total = (cfg.cls_weight * cls + cfg.box_weight * box + cfg.landmark_weight * landmarks
+                 + cfg.pose_weight * pose)
+        return LossParts(total=total, cls=cls, box=box, landmarks=landmarks, pose=pose)
+
+    def _classification(self, conf: Tensor, labels: Tensor) -> Tensor:
+        per_anchor = F.cross_entropy(conf.transpose(1, 2), labels, reduction="none")
+        negatives = hard_negative_mask(per_anchor, labels, self.config.negative_ratio,
+                                       self.config.min_negatives)
+        return per_anchor[(labels > 0) | negatives].sum()
+
+    def _landmarks(self, landms: Tensor, targets: dict[str, Tensor]) -> Tensor:
+        mask = targets["landmark_mask"]
+        count = mask.sum().clamp(min=1).float()
+        return F.smooth_l1_loss(landms[mask], targets["landmarks"][mask], reduction="sum") / count
+
+    def _pose(self, pose_logits: list[Tensor], targets: dict[str, Tensor]) -> Tensor:
+        mask = targets["pose_mask"]
+        count = mask.sum().clamp(min=1).float()
+        bins = targets["pose_bins"][mask]
+        degrees = targets["pose_degrees"][mask]
+        total = pose_logits[0].new_zeros(())
+        for angle, logits in enumerate(pose_logits):
+            chosen = logits[mask]
+            cross_entropy = F.cross_entropy(chosen, bins[:, angle], reduction="sum")
+            squared = (expected_angle(chosen, self.centres) - degrees[:, angle]).pow(2).sum()
+            total = total + cross_entropy + self.config.pose_beta * squared
+        return total / count

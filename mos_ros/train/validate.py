@@ -1,0 +1,127 @@
+"""Validation on a held-out synthetic set: AP at IoU 0.5 and head-pose error of found faces.
+
+The model runs through plain torch and the same core pre/post-processing as every backend
+(:func:`mos_ros.core.preprocess.prepare`, :func:`mos_ros.core.postprocess.decode_faces`), so
+the figures describe what the shipped pipeline would report.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from mos_ros.core.nms import iou_matrix
+from mos_ros.core.postprocess import DecodeSettings, decode_faces
+from mos_ros.core.preprocess import prepare
+from mos_ros.core.types import Face, RawOutputs
+from mos_ros.train.augment import FaceLabels
+from mos_ros.train.synthetic import SyntheticConfig, compose_scene, scene_rng
+
+MATCH_IOU = 0.5
+#: A low score threshold so the precision-recall curve reaches far into recall.
+VALIDATION_DECODE = DecodeSettings(score_threshold=0.02, nms_threshold=0.4, top_k=1000,
+                                   keep_top_k=300)
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """AP at IoU 0.5 and mean absolute pose errors (degrees) over matched faces."""
+
+    ap50: float
+    yaw_mae: float
+    pitch_mae: float
+    roll_mae: float
+    matched_faces: int
+    faces: int
+    images: int
+
+    def as_dict(self) -> dict[str, float]:
+        """Plain numbers (for JSON and checkpoint metadata)."""
+        return asdict(self)
+
+
+def render_validation_set(count: int, seed: int, config: SyntheticConfig
+                          ) -> list[tuple[np.ndarray, FaceLabels]]:
+    """``count`` held-out scenes (their seed must differ from the training seeds)."""
+    scenes = [compose_scene(scene_rng(seed, index), config) for index in range(count)]
+    return [(scene.image, scene.labels) for scene in scenes]
+
+
+def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
+    """All-point interpolated AP: area under the monotone precision envelope."""
+    recall = np.concatenate([[0.0], recall, [1.0]])
+    precision = np.concatenate([[0.0], precision, [0.0]])
+    precision = np.maximum.accumulate(precision[::-1])[::-1]
+    steps = np.flatnonzero(recall[1:] != recall[:-1])
+    return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
+
+
+def _match_image(faces: list[Face], truth: FaceLabels) -> list[tuple[float, int]]:
+    """(score, matched ground-truth index or -1) per detection, greedily by score."""
+    if not faces:
+        return []
+    boxes = np.array([face.box for face in faces], np.float64)
+    overlaps = iou_matrix(boxes, truth.boxes) if len(truth) else np.zeros((len(faces), 0))
+    taken = np.zeros(len(truth), bool)
+    result = []
+    for det in np.argsort([-face.score for face in faces], kind="stable"):
+        candidates = np.where(taken, -1.0, overlaps[det]) if len(truth) else np.zeros(0)
+        best = int(np.argmax(candidates)) if candidates.size else -1
+        if best >= 0 and candidates[best] >= MATCH_IOU:
+            taken[best] = True
+            result.append((faces[det].score, best))
+        else:
+            result.append((faces[det].score, -1))
+    return result
+
+
+def evaluate(detections: list[list[Face]], truths: list[FaceLabels]) -> ValidationResult:
+    """AP@0.5 over all images and pose MAE of true positives against their labels."""
+    if len(detections) != len(truths):
+        raise ValueError(f"{len(detections)} detection lists for {len(truths)} images")
+    scored, errors = [], []
+    for faces, truth in zip(detections, truths):
+        ordered = sorted(faces, key=lambda face: -face.score)
+        for face, (score, index) in zip(ordered, _match_image(ordered, truth)):
+            scored.append((score, index >= 0))
+            if index >= 0 and truth.has_pose[index]:
+                predicted = (face.pose.yaw, face.pose.pitch, face.pose.roll)
+                errors.append(np.abs(np.subtract(predicted, truth.poses[index])))
+    total = int(sum(len(t) for t in truths))
+    ap = 0.0
+    if scored and total:
+        scored.sort(key=lambda item: -item[0])
+        hits = np.array([hit for _, hit in scored], np.float64)
+        true_pos = np.cumsum(hits)
+        ap = average_precision(true_pos / total, true_pos / np.arange(1, len(hits) + 1))
+    mae = np.mean(errors, axis=0) if errors else np.full(3, math.nan)
+    return ValidationResult(ap50=ap, yaw_mae=float(mae[0]), pitch_mae=float(mae[1]),
+                            roll_mae=float(mae[2]), matched_faces=len(errors), faces=total,
+                            images=len(truths))
+
+
+@torch.no_grad()
+def detect(model: torch.nn.Module, image: np.ndarray, input_size: int | None,
+           device: torch.device, settings: DecodeSettings = VALIDATION_DECODE) -> list[Face]:
+    """Faces in one BGR image with the model's own metadata (anchors, mean, pose bins)."""
+    meta = model.meta
+    size = None if input_size is None else (input_size, input_size)
+    batch, letterbox = prepare(image, size, meta.input_mean)
+    outputs = model(torch.from_numpy(batch).to(device))
+    raw = RawOutputs.from_sequence([o.float().cpu().numpy() for o in outputs])
+    return decode_faces(raw, meta, letterbox, settings)
+
+
+def validate(model: torch.nn.Module, samples: list[tuple[np.ndarray, FaceLabels]],
+             input_size: int | None, device: torch.device | str = "cpu") -> ValidationResult:
+    """Run the model (in eval mode, restored afterwards) on ``samples`` and score it."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    try:
+        detections = [detect(model, image, input_size, device) for image, _ in samples]
+    finally:
+        model.train(was_training)
+    return evaluate(detections, [labels for _, labels in samples])

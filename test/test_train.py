@@ -1,0 +1,204 @@
+"""Anchor matching, the multi-task loss, the training loop and its exact resume."""
+import csv
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mos_ros.core.codec import decode_boxes, decode_landmarks
+from mos_ros.core.config import PoseBins, PriorConfig
+from mos_ros.core.pose import bins_to_degrees, degrees_to_bins
+from mos_ros.model import load_checkpoint
+from mos_ros.train.augment import FaceLabels
+from mos_ros.train.loss import MultiTaskLoss, expected_angle, hard_negative_mask
+from mos_ros.train.synthetic import SyntheticConfig, write_synthetic_set
+from mos_ros.train.targets import BACKGROUND, MatchConfig, build_targets, match_anchors
+from mos_ros.train.trainer import TrainConfig, WarmupStepSchedule, train
+from mos_ros.train.validate import average_precision
+
+REPO = Path(__file__).resolve().parents[1]
+BINS = PoseBins()
+
+# Anchors as x1y1x2y2 pixels. Face A covers anchor 0 exactly (IoU 1) and anchor 1 with IoU
+# 0.667 (both positive), anchor 2 only with 0.25 (background). Face B's best anchor (3) has
+# IoU 0.25 < 0.35 but >= 0.2, so B still claims it. Face C is tiny: best IoU 0.04, no anchor.
+ANCHOR_BOXES = np.array([[0, 0, 10, 10], [2, 0, 12, 10], [6, 0, 16, 10], [50, 0, 60, 10],
+                         [100, 0, 110, 10]], np.float64)
+FACE_A, FACE_B, FACE_C = [0, 0, 10, 10], [56, 0, 66, 10], [100, 0, 102, 2]
+
+
+def test_matching_thresholds_and_every_face_claims_its_best_anchor():
+    matched = match_anchors(np.array([FACE_A, FACE_B, FACE_C], np.float64), ANCHOR_BOXES)
+    np.testing.assert_array_equal(matched, [0, 0, BACKGROUND, 1, BACKGROUND])
+
+
+def test_min_best_iou_decides_whether_a_poorly_overlapping_face_gets_an_anchor():
+    boxes = np.array([FACE_B], np.float64)
+    assert match_anchors(boxes, ANCHOR_BOXES, MatchConfig(min_best_iou=0.2))[3] == 0
+    assert np.all(match_anchors(boxes, ANCHOR_BOXES, MatchConfig(min_best_iou=0.3)) == BACKGROUND)
+
+
+def test_no_faces_means_every_anchor_is_background():
+    assert np.all(match_anchors(np.zeros((0, 4)), ANCHOR_BOXES) == BACKGROUND)
+
+
+def _centre_anchors(boxes_px, size):
+    boxes = np.asarray(boxes_px, np.float32) / size
+    return np.concatenate([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]], 1)
+
+
+def test_targets_decode_back_to_the_labels_and_missing_labels_are_masked():
+    size, priors = 120, PriorConfig()
+    anchors = _centre_anchors(ANCHOR_BOXES, size)
+    landmarks = np.random.default_rng(0).uniform(0, 12, (2, 5, 2)).astype(np.float32)
+    labels = FaceLabels(np.array([FACE_A, FACE_B], np.float32), landmarks,
+                        np.array([[10, -5, 3], [-60, 20, 0]], np.float32),
+                        has_landmarks=np.array([True, False]), has_pose=np.array([False, True]))
+    targets = build_targets(labels, (size, size), anchors, priors, BINS)
+    np.testing.assert_array_equal(targets.labels, [1, 1, 0, 1, 0])
+    decoded = decode_boxes(targets.loc, anchors, priors.variances) * size
+    np.testing.assert_allclose(decoded[[0, 1, 3]], [FACE_A, FACE_A, FACE_B], atol=1e-3)
+    points = decode_landmarks(targets.landmarks, anchors, priors.variances) * size
+    np.testing.assert_allclose(points[[0, 1]], landmarks[[0, 0]].reshape(2, 10), atol=1e-3)
+    np.testing.assert_array_equal(targets.landmark_mask, [True, True, False, False, False])
+    np.testing.assert_array_equal(targets.pose_mask, [False, False, False, True, False])
+    np.testing.assert_array_equal(targets.pose_bins[3], degrees_to_bins([-60, 20, 0], BINS))
+
+
+def test_ohem_keeps_three_hardest_negatives_per_positive():
+    rng = torch.Generator().manual_seed(0)
+    loss = torch.rand(2, 100, generator=rng)
+    labels = torch.zeros(2, 100, dtype=torch.long)
+    labels[0, [3, 7]] = 1
+    labels[1, [1, 2, 5, 9, 11]] = 1
+    mask = hard_negative_mask(loss, labels, ratio=3.0)
+    assert mask.sum(1).tolist() == [6, 15]
+    assert not (mask & (labels > 0)).any()
+    for image in range(2):
+        chosen = loss[image][mask[image]]
+        others = loss[image][~mask[image] & (labels[image] == 0)]
+        assert chosen.min() >= others.max()
+
+
+def _outputs(count, seed=0, requires_grad=False):
+    gen = torch.Generator().manual_seed(seed)
+    shapes = [(1, count, 4), (1, count, 2), (1, count, 10)] + [(1, count, BINS.num_bins)] * 3
+    return tuple(torch.randn(s, generator=gen).requires_grad_(requires_grad) for s in shapes)
+
+
+def _targets(count, positives, landmark_mask, pose_mask):
+    labels = torch.zeros(1, count, dtype=torch.long)
+    labels[0, positives] = 1
+    gen = torch.Generator().manual_seed(1)
+    return {"labels": labels, "loc": torch.randn(1, count, 4, generator=gen),
+            "landmarks": torch.randn(1, count, 10, generator=gen),
+            "landmark_mask": torch.tensor([landmark_mask]),
+            "pose_bins": torch.full((1, count, 3), 30, dtype=torch.long),
+            "pose_degrees": torch.full((1, count, 3), -8.0),
+            "pose_mask": torch.tensor([pose_mask])}
+
+
+def test_masked_faces_add_no_landmark_or_pose_loss_and_no_gradient():
+    criterion = MultiTaskLoss(BINS)
+    outputs = _outputs(8, requires_grad=True)
+    targets = _targets(8, [0, 1], [True, False] + [False] * 6, [False, True] + [False] * 6)
+    parts = criterion(outputs, targets)
+    changed = dict(targets)
+    changed["landmarks"] = targets["landmarks"].clone()
+    changed["landmarks"][0, 1] += 100.0
+    changed["pose_bins"] = targets["pose_bins"].clone()
+    changed["pose_bins"][0, 0] = 0
+    again = criterion(outputs, changed)
+    assert torch.equal(parts.landmarks, again.landmarks) and torch.equal(parts.pose, again.pose)
+    (parts.landmarks + parts.pose).backward()
+    assert torch.all(outputs[2].grad[0, 1] == 0) and torch.any(outputs[2].grad[0, 0] != 0)
+    assert torch.all(outputs[3].grad[0, 0] == 0) and torch.any(outputs[3].grad[0, 1] != 0)
+
+
+def test_pose_loss_is_smallest_when_the_distribution_peaks_at_the_label_bin():
+    criterion = MultiTaskLoss(BINS)
+    targets = _targets(1, [0], [True], [True])
+    label_bin = int(targets["pose_bins"][0, 0, 0])
+    losses = []
+    for peak in range(BINS.num_bins):
+        outputs = list(_outputs(1))
+        for angle in range(3, 6):
+            logits = torch.zeros(1, 1, BINS.num_bins)
+            logits[..., peak] = 12.0
+            outputs[angle] = logits
+        losses.append(float(criterion(tuple(outputs), targets).pose))
+    assert int(np.argmin(losses)) == label_bin
+
+
+def test_expected_angle_matches_core_bins_to_degrees():
+    logits = torch.randn(4, BINS.num_bins, dtype=torch.float64)
+    centres = torch.as_tensor(np.arange(BINS.num_bins) * BINS.width_deg + BINS.offset_deg)
+    np.testing.assert_allclose(expected_angle(logits, centres).numpy(),
+                               bins_to_degrees(logits.numpy(), BINS), atol=1e-9)
+
+
+def test_warmup_then_step_schedule():
+    schedule = WarmupStepSchedule(10, 0.1, (50, 80), 0.1)
+    assert schedule(0) == pytest.approx(0.1) and schedule(5) == pytest.approx(0.55)
+    assert schedule(10) == 1.0 and schedule(50) == pytest.approx(0.1)
+    assert schedule(80) == pytest.approx(0.01)
+
+
+def test_average_precision_of_known_curves():
+    assert average_precision(np.array([0.5, 1.0]), np.array([1.0, 1.0])) == pytest.approx(1.0)
+    assert average_precision(np.array([0.5, 0.5, 1.0]), np.array([1.0, 0.5, 2 / 3])) == \
+        pytest.approx(0.5 + 0.5 * 2 / 3)
+
+
+def test_shipped_yaml_config_loads_and_unknown_keys_are_named():
+    config = TrainConfig.from_yaml(REPO / "config" / "train_synth.yaml")
+    assert config.weight_decay == 5e-4 and config.momentum == 0.9
+    assert config.sample.input_size == config.input_size
+    with pytest.raises(ValueError, match="synthetic.*colour"):
+        TrainConfig.from_dict({"synthetic": {"colour": 1}})
+
+
+TINY_SCENES = SyntheticConfig(width=160, height=160, face_px_range=(20.0, 80.0),
+                              faces_range=(1, 3), augment_probability=0.0)
+
+
+def _tiny_config(output_dir, **changes):
+    base = dict(variant="mos-s-0.5", input_size=160, batch_size=4, iterations=80, lr=0.02,
+                warmup_iterations=5, lr_steps=[1.0], workers=0, torch_threads=1,
+                output_dir=str(output_dir), log_every=1, checkpoint_every=1000,
+                validation_images=0, device="cpu",
+                synthetic=dataclasses.asdict(TINY_SCENES),
+                sample={"flip_probability": 0.0, "photometric_probability": 0.0,
+                        "crop": {"scales": [1.0]}})
+    base.update(changes)
+    return TrainConfig.from_dict(base)
+
+
+def test_short_training_run_lowers_the_loss_markedly(tmp_path):
+    torch.manual_seed(0)
+    label_file = write_synthetic_set(tmp_path / "set", 8, seed=5, config=TINY_SCENES)
+    final = train(_tiny_config(tmp_path / "run", train_label_file=str(label_file)))
+    with open(tmp_path / "run" / "metrics.csv") as handle:
+        totals = [float(row["total"]) for row in csv.DictReader(handle)]
+    assert len(totals) == 80
+    assert np.mean(totals[-10:]) < 0.4 * np.mean(totals[:10])
+    model, meta = load_checkpoint(final)
+    assert "synthetic" in meta.description and meta.variant == "mos-s-0.5"
+
+
+def test_resume_continues_bit_identically(tmp_path):
+    changes = dict(iterations=3, checkpoint_every=2, batch_size=2, lr=0.01)
+    train(_tiny_config(tmp_path / "a", **changes))
+    (tmp_path / "b").mkdir()
+    state = tmp_path / "a" / "state_00000002.pt"
+    train(_tiny_config(tmp_path / "b", **changes), resume=state)
+    straight = torch.load(tmp_path / "a" / "state_00000003.pt", weights_only=False)
+    resumed = torch.load(tmp_path / "b" / "state_00000003.pt", weights_only=False)
+    assert straight["model"].keys() == resumed["model"].keys()
+    for name, tensor in straight["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+    before = torch.load(state, weights_only=False)["model"]
+    assert not all(torch.equal(straight["model"][k], v) for k, v in before.items()), \
+        "step 3 changed nothing"

@@ -1,0 +1,6 @@
+"""``python -m mos_ros.evaluate widerface|aflw2000|landmarks ...`` (same as ``mos eval``)."""
+import sys
+
+from mos_ros.evaluate.report import main
+
+sys.exit(main())

@@ -44,8 +44,8 @@ FINAL_MODEL = "model_final.pth"
 METRICS_FILE = "metrics.csv"
 VALIDATION_FILE = "validation.json"
 PRERENDER_DIR = "synthetic_train"
-#: Steps timed before a max_minutes run fits its length (and lr steps) to the time left.
-TIME_FIT_ITERATIONS = 100
+#: Every this many steps a max_minutes run re-fits its length (and lr steps) to the time left.
+TIME_FIT_ITERATIONS = 50
 DATA_PARALLEL_PREFIX = "module."
 PACKAGE_PREFIX = "package:"
 METRIC_FIELDS = ("iteration", "lr", "total", "cls", "box", "landmarks", "pose",
@@ -407,11 +407,13 @@ def _run_iterations(config, model, criterion, optimizer, scheduler, loader, star
     began = last_log = time.perf_counter()
     deadline = began + config.max_minutes * 60 if config.max_minutes > 0 else float("inf")
     last = config.iterations
+    fit_mark = (start, began)
     for batch in loader:
         parts = _train_step(config, model, criterion, optimizer, scheduler, batch, device)
         iteration += 1
-        if iteration - start == TIME_FIT_ITERATIONS and config.max_minutes > 0:
-            last = _fit_schedule_to_time(config, scheduler, start, iteration, began, deadline)
+        if (iteration - start) % TIME_FIT_ITERATIONS == 0 and config.max_minutes > 0:
+            last = _fit_schedule_to_time(config, scheduler, iteration, fit_mark, deadline)
+            fit_mark = (iteration, time.perf_counter())
         if iteration % config.log_every == 0 or iteration == config.iterations:
             now = time.perf_counter()
             steps = iteration - start if last_log == began else config.log_every
@@ -445,22 +447,23 @@ def _run_iterations(config, model, criterion, optimizer, scheduler, loader, star
     return iteration
 
 
-def _fit_schedule_to_time(config: TrainConfig, scheduler, start: int, iteration: int,
-                          began: float, deadline: float) -> int:
-    """Shorten the run to what ``max_minutes`` allows, moving the lr steps along with it.
+def _fit_schedule_to_time(config: TrainConfig, scheduler, iteration: int,
+                          mark: tuple[int, float], deadline: float) -> int:
+    """The last iteration that ``max_minutes`` allows, with the lr steps moved to match.
 
-    Measured after :data:`TIME_FIT_ITERATIONS` steps, so that a time-limited run still
-    decays its learning rate instead of being cut off at full rate.
+    Re-fitted every :data:`TIME_FIT_ITERATIONS` steps from the speed since the previous fit,
+    so that a time-limited run on a shared machine still decays its learning rate at the
+    configured fractions instead of being cut off at full rate.
     """
-    seconds_per_iteration = (time.perf_counter() - began) / (iteration - start)
-    affordable = iteration + int((deadline - time.perf_counter()) / seconds_per_iteration)
-    if affordable >= config.iterations:
-        return config.iterations
-    scheduler.lr_lambdas[0].fit_to(affordable, config.lr_steps)
-    LOG.info("max_minutes %.1f at %.3f s/it allows %d of %d iterations; lr steps moved to %s",
-             config.max_minutes, seconds_per_iteration, affordable, config.iterations,
+    now = time.perf_counter()
+    seconds_per_iteration = (now - mark[1]) / max(iteration - mark[0], 1)
+    affordable = iteration + int((deadline - now) / seconds_per_iteration)
+    last = min(affordable, config.iterations)
+    scheduler.lr_lambdas[0].fit_to(last, config.lr_steps)
+    LOG.info("%.2f s/it: %d minutes allow %d of %d iterations; lr steps at %s",
+             seconds_per_iteration, round(config.max_minutes), last, config.iterations,
              scheduler.lr_lambdas[0].milestones)
-    return affordable
+    return last
 
 
 def _finish(config: TrainConfig, model: MOS, iteration: int, device: torch.device,

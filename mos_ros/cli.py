@@ -1,4 +1,4 @@
-"""The ``mos`` command: detect, export, bench, train, demo.
+"""The mos command line: detect, export, bench, eval, train, demo.
 
 Each subcommand is a (configure, run) pair in :data:`COMMANDS`; heavy libraries are imported
 only by the command that needs them.
@@ -101,6 +101,12 @@ def _run_bench(args: argparse.Namespace) -> int:
     return bench_main(args.rest)
 
 
+def _run_eval(args: argparse.Namespace) -> int:
+    from mos_ros.evaluate import main as evaluate_main
+
+    return evaluate_main(args.rest)
+
+
 def _configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", type=Path, help="training YAML, e.g. config/train_synth.yaml")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -143,6 +149,8 @@ COMMANDS: dict[str, Command] = {
     "export": Command("export a checkpoint to ONNX or ncnn", _configure_export, _run_export),
     "bench": Command("latency per backend and versus a sequential pipeline",
                      _configure_passthrough, _run_bench),
+    "eval": Command("WIDER FACE AP, AFLW2000 pose MAE, landmark NME", _configure_passthrough,
+                    _run_eval),
     "train": Command("train a model from a YAML config", _configure_train, _run_train),
     "demo": Command("run the shipped model on the bundled demo images", _configure_demo,
                     _run_demo),

@@ -1,0 +1,203 @@
+"""In-process bringup: the nodes of ``launch/mos.launch.py`` with the same YAML, in ONE process.
+
+Where ``ros2 launch`` is not installed (or one process is wanted: no serialisation between the
+camera and the detector), this starts the image source, mos_detector and, where it exists,
+face_selector in one MultiThreadedExecutor, with parameters read from ``config/mos.yaml``
+(``/**`` and per-node ``ros__parameters`` sections, like the launch file)::
+
+    python -m mos_ros.ros.bringup IMAGES_OR_VIDEO --out annotated/ --frames 20
+
+:func:`run_demo` is the same as a function: it prints the faces found per frame, writes the
+annotated frames and returns a summary after ``frames`` detector outputs.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import rclpy
+import yaml
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+
+from mos_ros.msg import FaceArray
+from mos_ros.resources import find_shared_file
+from mos_ros.ros import convert
+from mos_ros.ros.detector_node import DetectorNode
+from mos_ros.ros.image_source import ImageSourceNode
+
+PARAMS_FILE = "config/mos.yaml"
+#: The face_selector node's module and class (started when the module exists).
+SELECTOR = ("mos_ros.ros.selector_node", "SelectorNode")
+WILDCARD = "/**"
+PARAMS_KEY = "ros__parameters"
+DEMO_RATE_HZ = 5.0
+DEMO_TIMEOUT_S = 300.0
+SPIN_PERIOD_S = 0.05
+OUTPUT_DEPTH = 10
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def load_parameters(path: str | Path, node_name: str, namespace: str = "") -> list[Parameter]:
+    """Parameters a ROS parameter file gives node ``node_name`` in ``namespace``.
+
+    Sections apply in file order (a later one wins): ``/**``, ``node_name``, ``/node_name``,
+    ``/**/node_name`` and the fully qualified ``/namespace/node_name``.
+    """
+    document = yaml.safe_load(Path(path).read_text()) or {}
+    qualified = f"{namespace.rstrip('/')}/{node_name}" if namespace else f"/{node_name}"
+    names = {WILDCARD, node_name, f"/{node_name}", f"{WILDCARD}/{node_name}", qualified}
+    merged: dict[str, Any] = {}
+    for key, section in document.items():
+        if key in names and isinstance(section, dict):
+            merged.update(_flatten(section.get(PARAMS_KEY) or {}))
+    return [Parameter(name, value=value) for name, value in merged.items()]
+
+
+def selector_class() -> type | None:
+    """The face_selector node class, or None where that node does not exist (yet)."""
+    module_name, class_name = SELECTOR
+    if importlib.util.find_spec(module_name) is None:
+        return None
+    return getattr(importlib.import_module(module_name), class_name, None)
+
+
+def make_nodes(context: Context, params_file: str | Path | None = None, namespace: str = "",
+               overrides: dict[str, dict[str, Any]] | None = None,
+               start_selector: bool = True) -> list[Node]:
+    """mos_detector (and face_selector) with the YAML's parameters plus ``overrides`` by node."""
+    params_file = params_file or find_shared_file(PARAMS_FILE)
+    overrides = overrides or {}
+    classes = [("mos_detector", DetectorNode)]
+    selector = selector_class() if start_selector else None
+    if selector is not None:
+        classes.append(("face_selector", selector))
+    nodes = []
+    for name, cls in classes:
+        parameters = load_parameters(params_file, name, namespace)
+        parameters += [Parameter(k, value=v) for k, v in overrides.get(name, {}).items()]
+        nodes.append(cls(context=context, namespace=namespace, parameter_overrides=parameters))
+    return nodes
+
+
+@dataclass
+class DemoSummary:
+    """What a demo run did."""
+
+    frames_published: int = 0
+    faces_per_frame: list[int] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+    dropped_frames: int = 0
+    elapsed_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form."""
+        return asdict(self)
+
+
+class _Recorder(Node):
+    """Receives faces and annotated frames, echoes face counts and writes the frames."""
+
+    def __init__(self, out_dir: Path, summary: DemoSummary, echo: Callable[[str], None],
+                 **kwargs) -> None:
+        super().__init__("mos_demo_recorder", **kwargs)
+        self._out_dir, self._summary, self._echo = out_dir, summary, echo
+        self.create_subscription(FaceArray, "faces", self._on_faces, OUTPUT_DEPTH)
+        self.create_subscription(Image, "faces/image", self._on_image, OUTPUT_DEPTH)
+
+    def _on_faces(self, msg: FaceArray) -> None:
+        self._summary.faces_per_frame.append(len(msg.faces))
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self._echo(f"frame {len(self._summary.faces_per_frame)} (stamp {stamp:.3f}): "
+                   f"{len(msg.faces)} face(s)")
+
+    def _on_image(self, msg: Image) -> None:
+        path = self._out_dir / f"frame_{len(self._summary.written) + 1:05d}.jpg"
+        cv2.imwrite(str(path), convert.image_to_bgr(msg))
+        self._summary.written.append(str(path))
+
+
+def run_demo(images_dir: str | Path, out_dir: str | Path, model: str | Path | None = None,
+             frames: int = 10, *, params_file: str | Path | None = None,
+             rate_hz: float = DEMO_RATE_HZ, detector_params: dict[str, Any] | None = None,
+             timeout_s: float = DEMO_TIMEOUT_S,
+             echo: Callable[[str], None] = print) -> DemoSummary:
+    """Play ``images_dir`` (folder or video) through mos_detector (and face_selector) in one
+    process until ``frames`` frames have been detected and written to ``out_dir``.
+
+    Stops early when the source has no more frames (it loops while it has any) or after
+    ``timeout_s``. ``detector_params`` override the YAML (e.g. ``{"input_size": 320}``).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    overrides = dict(detector_params or {}, publish_annotated=True, autostart=True)
+    if model is not None:
+        overrides["model_path"] = str(model)
+    summary, context = DemoSummary(), Context()
+    rclpy.init(args=[], context=context)
+    executor = MultiThreadedExecutor(context=context)
+    start = time.monotonic()
+    try:
+        nodes = make_nodes(context, params_file, overrides={"mos_detector": overrides})
+        if not nodes[0].worker.running:
+            raise RuntimeError("mos_detector did not start (see its log for the reason)")
+        nodes.append(_Recorder(out, summary, echo, context=context))
+        source = ImageSourceNode(context=context, parameter_overrides=[
+            Parameter("path", value=str(images_dir)), Parameter("rate", value=float(rate_hz)),
+            Parameter("loop", value=True)])
+        nodes.append(source)
+        for node in nodes:
+            executor.add_node(node)
+        while (min(len(summary.faces_per_frame), len(summary.written)) < frames
+               and not source.finished and time.monotonic() - start < timeout_s):
+            executor.spin_once(timeout_sec=SPIN_PERIOD_S)
+        summary.frames_published = source.published
+        summary.dropped_frames = nodes[0].stats.dropped
+    finally:
+        summary.elapsed_s = time.monotonic() - start
+        executor.shutdown()
+        for node in executor.get_nodes():
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line of :func:`run_demo`."""
+    parser = argparse.ArgumentParser(prog="python -m mos_ros.ros.bringup", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("images", help="image folder or video file played as the camera")
+    parser.add_argument("--out", default="mos_demo", help="folder for the annotated frames")
+    parser.add_argument("--model", help="model file (default: the shipped model)")
+    parser.add_argument("--frames", type=int, default=10, help="stop after this many frames")
+    parser.add_argument("--params", help=f"parameter file (default: {PARAMS_FILE})")
+    parser.add_argument("--rate", type=float, default=DEMO_RATE_HZ, help="frames per second")
+    args = parser.parse_args(argv)
+    summary = run_demo(args.images, args.out, args.model, args.frames, params_file=args.params,
+                       rate_hz=args.rate)
+    print(f"{len(summary.faces_per_frame)} frame(s), {sum(summary.faces_per_frame)} face(s), "
+          f"{summary.dropped_frames} dropped, annotated frames in {args.out}")
+    return 0 if summary.faces_per_frame else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""mos_detector: camera images in; faces, head-pose axis markers and diagnostics out.
+
+A lifecycle node: configure loads the model, activate subscribes, deactivate unsubscribes,
+cleanup frees the model. The subscription only keeps the newest frame; a worker thread runs
+the network on it, so a slow model never works through a backlog (displaced frames are
+counted as dropped).
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
+
+from mos_ros.core.draw import draw_faces
+from mos_ros.core.errors import ImageError
+from mos_ros.core.markers import head_axis_arrows, intrinsics_from_hfov, intrinsics_from_k
+from mos_ros.detector import FaceDetector, backend_for_path
+from mos_ros.msg import FaceArray
+from mos_ros.resources import default_model_path
+from mos_ros.ros import convert, params
+from mos_ros.ros.stats import MS_PER_S, FrameStats
+from mos_ros.ros.worker import LatestWorker
+
+try:  # Galactic and newer
+    from rclpy.qos_overriding_options import QoSOverridingOptions
+    QOS_OVERRIDES = {"qos_overriding_options": QoSOverridingOptions.with_default_policies()}
+except ImportError:  # pragma: no cover - older rclpy
+    QOS_OVERRIDES = {}
+
+DIAGNOSTICS_PERIOD_S = 1.0
+OUTPUT_DEPTH = 10
+SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+#: Reason under which unexpected inference failures are counted.
+INFERENCE_ERROR = "inference error"
+
+
+class DetectorNode(LifecycleNode):
+    """Runs MOS on the newest camera frame and publishes faces, markers and diagnostics."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("mos_detector", **kwargs)
+        params.declare(self)
+        self.values = params.values(self)
+        self.stats = FrameStats()
+        self.detector: FaceDetector | None = None
+        self.worker = LatestWorker(self._process, name="mos_inference")
+        self._camera_info = None
+        self._subs, self._pubs, self._timer = [], {}, None
+        self.add_on_set_parameters_callback(self._validate)
+        self._post_set = hasattr(self, "add_post_set_parameters_callback")  # Iron and newer
+        if self._post_set:
+            self.add_post_set_parameters_callback(self._apply)
+        if self.values["autostart"] and self.trigger_configure() == SUCCESS:
+            self.trigger_activate()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the model and create the publishers."""
+        v = self.values
+        try:
+            self.model = v["model_path"] or str(default_model_path())
+            backend = v["backend"] or backend_for_path(self.model)
+            options = params.backend_options(backend, v["device"], v["threads"])
+            self.detector = FaceDetector.open(self.model, backend, options,
+                                              settings=params.decode_settings(v),
+                                              input_size=v["input_size"])
+        except Exception as exc:  # noqa: BLE001 - any load failure fails the transition
+            self.get_logger().error(f"cannot load the model: {exc}")
+            return FAILURE
+        self.get_logger().info(f"loaded {self.model} ({self.detector.backend.name} on "
+                               f"{self.detector.backend.device})")
+        pub = self.create_publisher
+        self._pubs = {"faces": pub(FaceArray, "faces", OUTPUT_DEPTH),
+                      "markers": pub(MarkerArray, "faces/markers", OUTPUT_DEPTH),
+                      "image": pub(Image, "faces/image", OUTPUT_DEPTH),
+                      "diagnostics": pub(DiagnosticArray, "/diagnostics", OUTPUT_DEPTH)}
+        if convert.Detection2DArray is None:
+            self.get_logger().info("vision_msgs is not installed: not publishing 'detections'")
+        else:
+            self._pubs["detections"] = pub(convert.Detection2DArray, "detections", OUTPUT_DEPTH)
+        self._timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
+        return SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe to the camera and start the inference worker."""
+        compressed = self.values["input"] == "compressed"
+        kind, topic = (CompressedImage, "image/compressed") if compressed else (Image, "image")
+        self._subs = [
+            self.create_subscription(kind, topic, self._on_image, qos_profile_sensor_data,
+                                     **QOS_OVERRIDES),
+            self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
+                                     qos_profile_sensor_data)]
+        self.worker.start()
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Unsubscribe and stop the worker."""
+        self._stop()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Destroy the publishers and free the model."""
+        self._release()
+        return SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop everything, from whichever state."""
+        self._stop()
+        self._release()
+        return SUCCESS
+
+    def destroy_node(self) -> None:
+        """Stop the worker thread before the node goes."""
+        self._stop()
+        super().destroy_node()
+
+    def _stop(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        self.worker.stop()
+
+    def _release(self) -> None:
+        for publisher in self._pubs.values():
+            self.destroy_publisher(publisher)
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+        self._pubs, self._timer, self.detector = {}, None, None
+
+    def _on_image(self, msg) -> None:
+        self.stats.frame_received(replaced_unprocessed=self.worker.put(msg))
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        self._camera_info = msg
+
+    def _process(self, msg) -> None:
+        start = time.perf_counter()
+        try:
+            if isinstance(msg, CompressedImage):
+                image = convert.compressed_to_bgr(msg)
+            else:
+                image = convert.image_to_bgr(msg)
+            faces = self.detector.detect(image)
+        except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the node
+            reason = getattr(exc, "reason", "bad image" if isinstance(exc, ImageError)
+                             else INFERENCE_ERROR)
+            if self.stats.bad_frame(reason):
+                self.get_logger().warning(f"frame skipped ({reason}; logged once, counted "
+                                          f"in /diagnostics): {exc}")
+            return
+        height, width = image.shape[:2]
+        header = msg.header
+        self._pubs["faces"].publish(convert.faces_to_msg(faces, header, width, height))
+        intrinsics = self._intrinsics(width, height)
+        arrows = [head_axis_arrows(face, intrinsics, self.values["marker_scale"])
+                  for face in faces]
+        self._pubs["markers"].publish(convert.arrows_to_markers(arrows, header))
+        if self.values["publish_annotated"]:
+            self._pubs["image"].publish(convert.bgr_to_image(draw_faces(image, faces), header))
+        if "detections" in self._pubs:
+            self._pubs["detections"].publish(convert.faces_to_detections(faces, header))
+        self.stats.frame_processed((time.perf_counter() - start) * MS_PER_S)
+
+    def _intrinsics(self, width: int, height: int):
+        info = self._camera_info
+        calibrated = info and intrinsics_from_k(info.k, (info.width, info.height),
+                                                (width, height))
+        return calibrated or intrinsics_from_hfov(width, height, self.values["default_hfov_deg"])
+
+    def publish_diagnostics(self) -> None:
+        """Publish rates, latency, drops and bad input on /diagnostics."""
+        if self.detector is None:
+            return
+        active, backend = self.worker.running, self.detector.backend
+        values = dict(self.stats.summary(), backend=backend.name, device=backend.device,
+                      model=self.model, state="active" if active else "inactive")
+        self._pubs["diagnostics"].publish(convert.diagnostics(
+            f"{self.get_fully_qualified_name()}: face detection", values, active,
+            "detecting" if active else "inactive", backend.device,
+            Header(stamp=self.get_clock().now().to_msg())))
+
+    def _validate(self, changes) -> SetParametersResult:
+        reasons = params.problems(changes, self.values)
+        if not reasons and not self._post_set:  # Humble: no post-set callbacks
+            self._apply(changes)
+        return SetParametersResult(successful=not reasons, reason="; ".join(reasons))
+
+    def _apply(self, changes) -> None:
+        self.values.update({p.name: p.value for p in changes if p.name in self.values})
+        if self.detector is not None:
+            self.detector.settings = params.decode_settings(self.values)
+            self.detector.input_size = self.values["input_size"]
+
+
+def main(args=None) -> int:
+    """Run the detector node until Ctrl-C or shutdown."""
+    rclpy.init(args=args)
+    try:
+        node = DetectorNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

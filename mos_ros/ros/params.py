@@ -1,0 +1,149 @@
+"""The detector node's parameters: one table of names, defaults, descriptions and ranges.
+
+Declaring from a table keeps the node short and lets tests and the launch-file check compare
+``config/mos.yaml`` against the names the node really declares.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+from mos_ros.core.markers import DEFAULT_HFOV_DEG, HFOV_LIMITS_DEG
+from mos_ros.core.postprocess import DecodeSettings
+from mos_ros.detector import DEFAULT_INPUT_SIZE
+
+#: Accepted values of the ``input`` parameter.
+INPUT_KINDS = ("raw", "compressed")
+#: Bounds of the network input's long side, pixels.
+INPUT_SIZE_RANGE = (32, 4096)
+#: Upper bounds of the candidate and face counts, and of the minimum face size (pixels).
+MAX_TOP_K = 100000
+MAX_KEEP_TOP_K = 10000
+MAX_MIN_FACE_SIZE = 10000.0
+#: Head-axis arrow length bounds, metres.
+MARKER_SCALE_RANGE = (0.001, 10.0)
+DEFAULT_MARKER_SCALE = 0.15
+#: Most inference threads that may be requested (0 = the backend's default).
+MAX_THREADS = 256
+_DEFAULTS = DecodeSettings()
+#: Names of the parameters that map to :class:`DecodeSettings` fields.
+DECODE_NAMES = tuple(f.name for f in fields(DecodeSettings))
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One declared parameter."""
+
+    name: str
+    default: Any
+    description: str
+    read_only: bool = False
+    limits: tuple[float, float] | None = None
+
+
+SPECS = (
+    Spec("model_path", "", "Model file (.onnx, .pt, .ncnn folder); empty: $MOS_MODEL or the "
+         "shipped default model", read_only=True),
+    Spec("backend", "", "Inference backend (torch, onnxruntime, ncnn); empty: chosen by the "
+         "model file's suffix", read_only=True),
+    Spec("device", "", "Where inference runs: torch 'cpu'/'cuda'/'cuda:N', onnxruntime "
+         "provider ('cpu', 'cuda', 'tensorrt'), ncnn 'vulkan'; empty: backend default",
+         read_only=True),
+    Spec("threads", 0, "CPU inference threads; 0: backend default", read_only=True,
+         limits=(0, MAX_THREADS)),
+    Spec("input", "raw", "Subscribe to 'image' (raw: sensor_msgs/Image) or 'image/compressed' "
+         "(compressed: sensor_msgs/CompressedImage)", read_only=True),
+    Spec("autostart", True, "Configure and activate at start-up (else wait for lifecycle "
+         "transitions)", read_only=True),
+    Spec("input_size", DEFAULT_INPUT_SIZE, "Long side of the network input, pixels (smaller is "
+         "faster, finds fewer small faces)", limits=INPUT_SIZE_RANGE),
+    Spec("score_threshold", _DEFAULTS.score_threshold, "Minimum face probability",
+         limits=(0.0, 1.0)),
+    Spec("nms_threshold", _DEFAULTS.nms_threshold, "IoU above which overlapping faces are "
+         "merged, in (0, 1]", limits=(0.0, 1.0)),
+    Spec("top_k", _DEFAULTS.top_k, "Candidates kept before NMS", limits=(1, MAX_TOP_K)),
+    Spec("keep_top_k", _DEFAULTS.keep_top_k, "Most faces reported per image",
+         limits=(1, MAX_KEEP_TOP_K)),
+    Spec("min_face_size", _DEFAULTS.min_face_size, "Smallest face reported (shorter box "
+         "side), pixels", limits=(0.0, MAX_MIN_FACE_SIZE)),
+    Spec("publish_annotated", False, "Publish 'faces/image' with boxes, landmarks and pose "
+         "axes drawn"),
+    Spec("marker_scale", DEFAULT_MARKER_SCALE, "Length of the head-axis arrows in "
+         "'faces/markers', metres", limits=MARKER_SCALE_RANGE),
+    Spec("default_hfov_deg", DEFAULT_HFOV_DEG, "Horizontal field of view assumed until "
+         "'camera_info' brings a calibration, degrees", limits=HFOV_LIMITS_DEG),
+)
+
+
+def _descriptor(spec: Spec) -> ParameterDescriptor:
+    descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+    if spec.limits is not None:
+        low, high = spec.limits
+        if isinstance(spec.default, int) and not isinstance(spec.default, bool):
+            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high),
+                                                     step=1)]
+        else:
+            descriptor.floating_point_range = [FloatingPointRange(
+                from_value=float(low), to_value=float(high), step=0.0)]
+    return descriptor
+
+
+def declare(node: Node) -> None:
+    """Declare every parameter of :data:`SPECS` on ``node``."""
+    for spec in SPECS:
+        node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+
+
+def values(node: Node) -> dict[str, Any]:
+    """Current values of every parameter of :data:`SPECS`."""
+    return {spec.name: node.get_parameter(spec.name).value for spec in SPECS}
+
+
+def decode_settings(current: dict[str, Any]) -> DecodeSettings:
+    """DecodeSettings from parameter values; ValueError with the reasons when invalid."""
+    return DecodeSettings(**{name: current[name] for name in DECODE_NAMES})
+
+
+def problems(changes: list[Parameter], current: dict[str, Any]) -> list[str]:
+    """Why ``changes`` cannot be applied on top of ``current`` (empty when they can).
+
+    Threshold rules are :meth:`DecodeSettings.problems`, checked on the merged values.
+    """
+    merged = dict(current, **{p.name: p.value for p in changes})
+    reasons = []
+    if merged["input"] not in INPUT_KINDS:
+        reasons.append(f"input must be one of {', '.join(INPUT_KINDS)} (got {merged['input']})")
+    try:
+        decode_settings(merged)
+    except ValueError:
+        reasons += _unchecked(merged).problems()
+    return reasons
+
+
+def _unchecked(merged: dict[str, Any]) -> DecodeSettings:
+    """A DecodeSettings holding possibly invalid values, only to ask for its problems()."""
+    settings = object.__new__(DecodeSettings)
+    for name in DECODE_NAMES:
+        object.__setattr__(settings, name, merged[name])
+    return settings
+
+
+def backend_options(backend: str, device: str, threads: int) -> dict[str, Any]:
+    """Constructor options for ``backend`` from the ``device`` and ``threads`` parameters."""
+    options: dict[str, Any] = {}
+    if threads > 0:
+        options["threads"] = threads
+    if device:
+        if backend == "torch":
+            options["device"] = device
+        elif backend == "onnxruntime":
+            options["providers"] = [device, "cpu"] if device.lower() != "cpu" else ["cpu"]
+        elif backend == "ncnn":
+            options["use_vulkan"] = device.lower() == "vulkan"
+        else:
+            raise ValueError(f"device cannot be set for backend {backend!r}")
+    return options

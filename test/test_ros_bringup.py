@@ -1,0 +1,105 @@
+"""In-process bringup: parameter file parsing, the image source as a camera, and run_demo."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import CameraInfo, Image
+
+from mos_ros.core.markers import intrinsics_from_hfov
+from mos_ros.ros import params
+from mos_ros.ros.bringup import load_parameters, run_demo
+from mos_ros.ros.image_source import ImageSourceNode
+from mos_ros.ros.testing import random_model, spin_until
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT_S = 20.0
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return random_model(tmp_path_factory.getbasetemp() / "mos_model")
+
+
+@pytest.fixture
+def images(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), rng.integers(0, 256, (90, 120, 3), np.uint8))
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_shipped_parameter_file_sets_only_declared_detector_parameters():
+    loaded = {p.name: p.value for p in load_parameters(ROOT / "config/mos.yaml", "mos_detector")}
+    declared = {spec.name: spec for spec in params.SPECS}
+    assert loaded and set(loaded) <= set(declared)
+    for name, value in loaded.items():
+        assert type(value) is type(declared[name].default), name
+
+
+def test_parameter_sections_apply_wildcard_then_node_then_namespaced(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "/**:\n  ros__parameters:\n    a: 1\n    b: 1\n"
+        "mos_detector:\n  ros__parameters:\n    b: 2\n    group:\n      c: x\n"
+        "/robot/mos_detector:\n  ros__parameters:\n    a: 3\n"
+        "other:\n  ros__parameters:\n    a: 9\n")
+    plain = {p.name: p.value for p in load_parameters(path, "mos_detector")}
+    assert plain == {"a": 1, "b": 2, "group.c": "x"}
+    namespaced = {p.name: p.value for p in load_parameters(path, "mos_detector", "/robot")}
+    assert namespaced == {"a": 3, "b": 2, "group.c": "x"}
+
+
+def test_image_source_plays_a_folder_once_with_a_pinhole_camera_info(images):
+    context = Context()
+    rclpy.init(args=[], context=context)
+    executor = SingleThreadedExecutor(context=context)
+    try:
+        source = ImageSourceNode(context=context, parameter_overrides=[
+            rclpy.parameter.Parameter("path", value=str(images)),
+            rclpy.parameter.Parameter("rate", value=20.0),
+            rclpy.parameter.Parameter("hfov_deg", value=90.0),
+            rclpy.parameter.Parameter("frame_id", value="cam")])
+        viewer = rclpy.create_node("viewer", context=context)
+        frames, infos = [], []
+        qos = rclpy.qos.qos_profile_sensor_data
+        viewer.create_subscription(Image, "image", frames.append, qos)
+        viewer.create_subscription(CameraInfo, "camera_info", infos.append, qos)
+        executor.add_node(source)
+        executor.add_node(viewer)
+        assert spin_until(executor, lambda: source.finished, TIMEOUT_S)
+        spin_until(executor, lambda: len(infos) == 3, 2.0)
+        assert source.published == 3  # the text file is skipped with a warning
+        assert len(frames) == 3 and frames[0].header.frame_id == "cam"
+        assert (frames[0].width, frames[0].height, frames[0].encoding) == (120, 90, "bgr8")
+        expected = intrinsics_from_hfov(120, 90, 90.0)
+        np.testing.assert_allclose(infos[0].k, expected.matrix().reshape(-1))
+        assert infos[0].header.stamp == frames[0].header.stamp
+    finally:
+        executor.shutdown()
+        rclpy.try_shutdown(context=context)
+
+
+def test_run_demo_writes_annotated_frames_and_stops_after_n(images, model, tmp_path):
+    lines = []
+    summary = run_demo(images, tmp_path / "out", model, frames=4, rate_hz=5.0,
+                       detector_params={"score_threshold": 0.0, "keep_top_k": 2,
+                                        "top_k": 20, "input_size": 128},
+                       timeout_s=60.0, echo=lines.append)
+    assert len(summary.faces_per_frame) >= 4 and set(summary.faces_per_frame) == {2}
+    assert len(summary.written) >= 4 and summary.frames_published >= 4
+    assert summary.elapsed_s < 60.0
+    written = cv2.imread(summary.written[0])
+    assert written.shape == (90, 120, 3)
+    assert any("2 face(s)" in line for line in lines)
+
+
+def test_run_demo_with_a_model_that_cannot_load_says_so(images, tmp_path):
+    with pytest.raises(RuntimeError, match="did not start"):
+        run_demo(images, tmp_path / "out", tmp_path / "missing.onnx", frames=1, timeout_s=5.0)

@@ -122,25 +122,35 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _configure_demo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--images", type=Path, default=None,
+                        help="image folder or video played as the camera (default: bundled)")
     parser.add_argument("-o", "--out", type=Path, default=Path("out/demo"),
-                        help="folder for the annotated demo images")
-    _add_model_arguments(parser)
+                        help="folder for the annotated frames (and selected face crops)")
+    parser.add_argument("--frames", type=int, default=12, help="stop after this many frames")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="model file (default: the shipped model)")
+    parser.add_argument("--offline", action="store_true",
+                        help="run the detector on the images directly, without ROS 2")
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from mos_ros.offline import detect_files
-    from mos_ros.resources import find_shared_file
+    from mos_ros.resources import default_model_path, find_shared_file
 
-    detector = _open_detector(args)
-    images = find_shared_file("models/demo")
-    print(f"model: {args.model or 'shipped default'} on {detector.backend.device}")
-    results = detect_files(detector, images, args.out, progress=False)
-    for name, faces in results["frames"].items():
-        poses = ", ".join(f"yaw {f['yaw']:+.0f} pitch {f['pitch']:+.0f} roll {f['roll']:+.0f}"
-                          for f in faces[:3])
-        print(f"{name}: {len(faces)} face(s)  {poses}")
-    print(f"annotated images and detections.json written to {args.out}")
-    return 0
+    images = args.images or find_shared_file("models/demo")
+    model = args.model or default_model_path()
+    print(f"demo: {images} -> {args.out} with {model}")
+    if args.offline:
+        from mos_ros.detector import FaceDetector
+        from mos_ros.offline import detect_files
+
+        results = detect_files(FaceDetector.open(model), images, args.out, progress=False)
+        counts = [len(faces) for faces in results["frames"].values()]
+    else:
+        from mos_ros.ros.bringup import run_demo
+
+        counts = run_demo(images, args.out, model, args.frames).faces_per_frame
+    print(f"{len(counts)} frame(s), {sum(counts)} face(s); annotated frames in {args.out}")
+    return 0 if counts else 1
 
 
 COMMANDS: dict[str, Command] = {
@@ -152,8 +162,8 @@ COMMANDS: dict[str, Command] = {
     "eval": Command("WIDER FACE AP, AFLW2000 pose MAE, landmark NME", _configure_passthrough,
                     _run_eval),
     "train": Command("train a model from a YAML config", _configure_train, _run_train),
-    "demo": Command("run the shipped model on the bundled demo images", _configure_demo,
-                    _run_demo),
+    "demo": Command("ROS 2 demo: bundled images as a camera -> mos_detector -> face_selector",
+                    _configure_demo, _run_demo),
 }
 
 

@@ -25,6 +25,11 @@ class Command:
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
 
+    @property
+    def passthrough(self) -> bool:
+        """Whether the tool behind the command parses its own arguments."""
+        return self.configure is _configure_passthrough
+
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None,
@@ -92,7 +97,8 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _configure_passthrough(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of the tool")
+    """The tool parses its own arguments, --help included (they arrive as ``args.rest``)."""
+    parser.set_defaults(passthrough=True)
 
 
 def _run_bench(args: argparse.Namespace) -> int:
@@ -173,13 +179,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, command in COMMANDS.items():
-        command.configure(sub.add_parser(name, help=command.help, description=command.help))
+        command.configure(sub.add_parser(name, help=command.help, description=command.help,
+                                         add_help=not command.passthrough))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mos`` console script; errors become one line and exit code 2."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and not getattr(args, "passthrough", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

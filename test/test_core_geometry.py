@@ -90,3 +90,9 @@ def test_iou_matrix_known_values():
     b = np.array([[1, 1, 3, 3], [0, 0, 2, 2], [5, 5, 6, 6]])
     expected = [[1 / 7, 1.0, 0.0], [0.0, 0.25, 0.0]]
     assert iou_matrix(a, b) == pytest.approx(np.array(expected))
+
+
+def test_decoding_no_candidates_gives_empty_arrays():
+    anchors = np.zeros((0, 4), dtype=np.float32)
+    assert decode_boxes(np.zeros((0, 4)), anchors, PRIORS.variances).shape == (0, 4)
+    assert decode_landmarks(np.zeros((0, 10)), anchors, PRIORS.variances).shape == (0, 10)

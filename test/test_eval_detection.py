@@ -19,13 +19,13 @@ from mos_ros.core.anchors import generate_anchors
 from mos_ros.core.codec import encode_boxes, encode_landmarks
 from mos_ros.core.config import ModelMeta
 from mos_ros.core.nms import iou_matrix
-from mos_ros.core.postprocess import DecodeSettings
+from mos_ros.core.postprocess import DecodeSettings, decode_candidates
 from mos_ros.core.preprocess import prepare
 from mos_ros.core.types import RawOutputs
 from mos_ros.detector import FaceDetector
 from mos_ros.evaluate.runner import run_widerface
 from mos_ros.evaluate.tta import (
-    TTASettings, decode_candidates, detect_tta, mirror_candidates, pass_long_sides)
+    TTASettings, detect_tta, mirror_candidates, pass_long_sides)
 from mos_ros.evaluate.widerface import evaluate_widerface
 from mos_ros.evaluate.widerface_io import load_ground_truth, read_predictions
 from test_eval_widerface import write_official_ground_truth

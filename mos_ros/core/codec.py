@@ -37,14 +37,14 @@ def decode_boxes(loc: np.ndarray, anchors: np.ndarray, variances) -> np.ndarray:
 def encode_landmarks(landmarks: np.ndarray, anchors: np.ndarray, variances) -> np.ndarray:
     """Encode (M, 10) landmark coordinates (x0, y0, ..., x4, y4) against matched anchors."""
     v0, _ = _as_pairs(variances)
-    points = landmarks.reshape(len(landmarks), -1, 2)
+    points = landmarks.reshape(len(landmarks), landmarks.shape[1] // 2, 2)
     encoded = (points - anchors[:, None, :2]) / (v0 * anchors[:, None, 2:])
-    return encoded.reshape(len(landmarks), -1).astype(np.float32)
+    return encoded.reshape(landmarks.shape).astype(np.float32)
 
 
 def decode_landmarks(landms: np.ndarray, anchors: np.ndarray, variances) -> np.ndarray:
     """Decode (N, 10) landmark outputs into normalised (x, y) pairs, shape (N, 10)."""
     v0, _ = _as_pairs(variances)
-    points = landms.reshape(len(landms), -1, 2)
+    points = landms.reshape(len(landms), landms.shape[1] // 2, 2)
     decoded = anchors[:, None, :2] + points * v0 * anchors[:, None, 2:]
-    return decoded.reshape(len(landms), -1)
+    return decoded.reshape(landms.shape)

@@ -54,12 +54,41 @@ def face_probabilities(conf_logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(np.clip(diff, -80.0, 80.0)))
 
 
-def decode_faces(raw: RawOutputs, meta: ModelMeta, letterbox: Letterbox,
-                 settings: DecodeSettings = DecodeSettings(), index: int = 0) -> list[Face]:
-    """Faces in image pixels from the raw outputs of batch item ``index``, best first.
+@dataclass(frozen=True)
+class Candidates:
+    """Decoded anchor predictions before NMS, in image pixels.
 
-    Only candidates above the score threshold are decoded and get their pose softmax, so the
-    cost grows with the number of faces rather than the number of anchors.
+    ``boxes`` (n, 4) x1 y1 x2 y2, ``scores`` (n,), ``landmarks`` (n, 5, 2),
+    ``angles`` (n, 3) yaw, pitch, roll in degrees.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray
+    angles: np.ndarray
+
+    def __len__(self) -> int:
+        """Number of candidates."""
+        return len(self.scores)
+
+    def take(self, index: np.ndarray) -> Candidates:
+        """The candidates at ``index`` (an index or boolean array), in that order."""
+        return Candidates(self.boxes[index], self.scores[index], self.landmarks[index],
+                          self.angles[index])
+
+    @classmethod
+    def concatenate(cls, parts: list[Candidates]) -> Candidates:
+        """All candidates of ``parts`` in one set (e.g. several test-time passes)."""
+        return cls(*(np.concatenate([getattr(p, f) for p in parts])
+                     for f in ("boxes", "scores", "landmarks", "angles")))
+
+
+def decode_candidates(raw: RawOutputs, meta: ModelMeta, letterbox: Letterbox,
+                      settings: DecodeSettings = DecodeSettings(), index: int = 0) -> Candidates:
+    """Anchors of batch item ``index`` above the score threshold (best ``top_k``), decoded.
+
+    Only these candidates are decoded and get their pose softmax, so the cost grows with the
+    number of faces rather than the number of anchors.
     """
     anchors = cached_anchors(meta.priors, letterbox.input_height, letterbox.input_width)
     if raw.loc.shape[1] != len(anchors):
@@ -67,31 +96,38 @@ def decode_faces(raw: RawOutputs, meta: ModelMeta, letterbox: Letterbox,
                          f"{letterbox.input_width}x{letterbox.input_height} input has "
                          f"{len(anchors)}; the model does not match its metadata")
     scores = face_probabilities(raw.conf[index])
-    candidates = np.flatnonzero(scores > settings.score_threshold)
-    candidates = candidates[np.argsort(-scores[candidates], kind="stable")[:settings.top_k]]
-    if candidates.size == 0:
-        return []
+    chosen = np.flatnonzero(scores > settings.score_threshold)
+    chosen = chosen[np.argsort(-scores[chosen], kind="stable")[:settings.top_k]]
     size = np.array([letterbox.input_width, letterbox.input_height], dtype=np.float64)
     variances = meta.priors.variances
-    boxes = decode_boxes(raw.loc[index, candidates], anchors[candidates], variances)
-    boxes = letterbox.to_image(boxes * np.tile(size, 2))
-    kept = nms(boxes, scores[candidates], settings.nms_threshold)[:settings.keep_top_k]
-    boxes = _clip_boxes(boxes[kept], letterbox)
-    chosen = candidates[kept]
+    boxes = decode_boxes(raw.loc[index, chosen], anchors[chosen], variances)
     landmarks = decode_landmarks(raw.landms[index, chosen], anchors[chosen], variances)
-    landmarks = letterbox.to_image(landmarks * np.tile(size, 5)).reshape(-1, 5, 2)
     angles = [bins_to_degrees(getattr(raw, name)[index, chosen], meta.pose_bins)
               for name in ("yaw", "pitch", "roll")]
-    faces = [
-        Face(box=tuple(float(v) for v in boxes[i]), score=float(scores[chosen[i]]),
-             landmarks=landmarks[i].astype(np.float32),
-             pose=HeadPose(float(angles[0][i]), float(angles[1][i]), float(angles[2][i])))
-        for i in range(len(chosen))
-    ]
+    return Candidates(letterbox.to_image(boxes * np.tile(size, 2)).reshape(-1, 4),
+                      scores[chosen],
+                      letterbox.to_image(landmarks * np.tile(size, 5)).reshape(-1, 5, 2),
+                      np.stack(angles, axis=1).reshape(-1, 3))
+
+
+def select_faces(candidates: Candidates, settings: DecodeSettings,
+                 image_hw: tuple[int, int]) -> list[Face]:
+    """The one NMS over candidates, then ``keep_top_k``, clipping and ``min_face_size``."""
+    order = np.argsort(-candidates.scores, kind="stable")[:settings.top_k]
+    candidates = candidates.take(order)
+    kept = candidates.take(nms(candidates.boxes, candidates.scores,
+                               settings.nms_threshold)[:settings.keep_top_k])
+    height, width = image_hw
+    boxes = np.clip(kept.boxes, 0.0, np.array([width, height, width, height], np.float64))
+    faces = [Face(box=tuple(float(v) for v in boxes[i]), score=float(kept.scores[i]),
+                  landmarks=kept.landmarks[i].astype(np.float32),
+                  pose=HeadPose(*(float(a) for a in kept.angles[i])))
+             for i in range(len(kept))]
     return [f for f in faces if min(f.width, f.height) >= settings.min_face_size]
 
 
-def _clip_boxes(boxes: np.ndarray, letterbox: Letterbox) -> np.ndarray:
-    """Clip x1y1x2y2 boxes to the image area."""
-    limits = np.array([letterbox.image_width, letterbox.image_height] * 2, dtype=np.float64)
-    return np.clip(boxes, 0.0, limits)
+def decode_faces(raw: RawOutputs, meta: ModelMeta, letterbox: Letterbox,
+                 settings: DecodeSettings = DecodeSettings(), index: int = 0) -> list[Face]:
+    """Faces in image pixels from the raw outputs of batch item ``index``, best first."""
+    candidates = decode_candidates(raw, meta, letterbox, settings, index)
+    return select_faces(candidates, settings, (letterbox.image_height, letterbox.image_width))

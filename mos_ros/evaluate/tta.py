@@ -12,15 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mos_ros.core.anchors import cached_anchors
-from mos_ros.core.codec import decode_boxes, decode_landmarks
-from mos_ros.core.config import ModelMeta
 from mos_ros.core.image_io import to_bgr
-from mos_ros.core.nms import nms
-from mos_ros.core.pose import bins_to_degrees
-from mos_ros.core.postprocess import DecodeSettings, face_probabilities
-from mos_ros.core.preprocess import SIZE_MULTIPLE, Letterbox, prepare
-from mos_ros.core.types import Face, HeadPose, RawOutputs
+from mos_ros.core.postprocess import Candidates, decode_candidates, select_faces
+from mos_ros.core.preprocess import SIZE_MULTIPLE, prepare
+from mos_ros.core.types import Face
 from mos_ros.detector import FaceDetector
 
 #: Landmark order after a mirror: image-left and image-right points trade places
@@ -48,62 +43,6 @@ class TTASettings:
             raise ValueError(f"max_side must be at least {SIZE_MULTIPLE}, got {self.max_side}")
 
 
-@dataclass(frozen=True)
-class Candidates:
-    """Decoded anchor predictions before NMS, in image pixels.
-
-    ``boxes`` (n, 4) x1 y1 x2 y2, ``scores`` (n,), ``landmarks`` (n, 5, 2),
-    ``angles`` (n, 3) yaw, pitch, roll in degrees.
-    """
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    landmarks: np.ndarray
-    angles: np.ndarray
-
-    def __len__(self) -> int:
-        """Number of candidates."""
-        return len(self.scores)
-
-    def take(self, index: np.ndarray) -> Candidates:
-        """The candidates at ``index`` (an index or boolean array), in that order."""
-        return Candidates(self.boxes[index], self.scores[index], self.landmarks[index],
-                          self.angles[index])
-
-    @classmethod
-    def concatenate(cls, parts: list[Candidates]) -> Candidates:
-        """All candidates of ``parts`` in one set."""
-        return cls(*(np.concatenate([getattr(p, f) for p in parts])
-                     for f in ("boxes", "scores", "landmarks", "angles")))
-
-
-def decode_candidates(raw: RawOutputs, meta: ModelMeta, letterbox: Letterbox,
-                      settings: DecodeSettings, index: int = 0) -> Candidates:
-    """Every anchor above the score threshold (best ``top_k``), decoded, without NMS.
-
-    The decode steps are core's (:func:`face_probabilities`, :func:`decode_boxes`,
-    :func:`decode_landmarks`, :func:`bins_to_degrees`), as in
-    :func:`mos_ros.core.postprocess.decode_faces`, stopping before its NMS.
-    """
-    anchors = cached_anchors(meta.priors, letterbox.input_height, letterbox.input_width)
-    if raw.loc.shape[1] != len(anchors):
-        raise ValueError(f"network gave {raw.loc.shape[1]} anchors but a {letterbox.input_width}"
-                         f"x{letterbox.input_height} input has {len(anchors)}")
-    scores = face_probabilities(raw.conf[index])
-    chosen = np.flatnonzero(scores > settings.score_threshold)
-    chosen = chosen[np.argsort(-scores[chosen], kind="stable")[:settings.top_k]]
-    size = np.array([letterbox.input_width, letterbox.input_height], dtype=np.float64)
-    variances = meta.priors.variances
-    boxes = decode_boxes(raw.loc[index, chosen], anchors[chosen], variances)
-    landmarks = decode_landmarks(raw.landms[index, chosen], anchors[chosen], variances)
-    angles = [bins_to_degrees(getattr(raw, name)[index, chosen], meta.pose_bins)
-              for name in ("yaw", "pitch", "roll")]
-    return Candidates(letterbox.to_image(boxes * np.tile(size, 2)).reshape(-1, 4),
-                      scores[chosen],
-                      letterbox.to_image(landmarks * np.tile(size, 5)).reshape(-1, 5, 2),
-                      np.stack(angles, axis=1).reshape(-1, 3))
-
-
 def mirror_candidates(found: Candidates, image_width: int) -> Candidates:
     """Candidates found in a horizontally mirrored image, expressed in the original image."""
     boxes = found.boxes.copy()
@@ -111,21 +50,6 @@ def mirror_candidates(found: Candidates, image_width: int) -> Candidates:
     landmarks = found.landmarks[:, MIRRORED_LANDMARKS].copy()
     landmarks[..., 0] = image_width - landmarks[..., 0]
     return Candidates(boxes, found.scores.copy(), landmarks, found.angles * MIRROR_ANGLE_SIGNS)
-
-
-def select_faces(pooled: Candidates, settings: DecodeSettings,
-                 image_hw: tuple[int, int]) -> list[Face]:
-    """Core NMS over pooled candidates, then the same limits as single-pass decoding."""
-    pooled = pooled.take(np.argsort(-pooled.scores, kind="stable")[:settings.top_k])
-    kept = pooled.take(nms(pooled.boxes, pooled.scores, settings.nms_threshold)
-                       [:settings.keep_top_k])
-    height, width = image_hw
-    boxes = np.clip(kept.boxes, 0.0, np.array([width, height, width, height], dtype=np.float64))
-    faces = [Face(box=tuple(float(v) for v in boxes[i]), score=float(kept.scores[i]),
-                  landmarks=kept.landmarks[i].astype(np.float32),
-                  pose=HeadPose(*(float(a) for a in kept.angles[i])))
-             for i in range(len(kept))]
-    return [f for f in faces if min(f.width, f.height) >= settings.min_face_size]
 
 
 def pass_long_sides(image_hw: tuple[int, int], tta: TTASettings) -> list[int]:

@@ -54,6 +54,7 @@ def generate_launch_description() -> LaunchDescription:
     selector = Node(
         package=PACKAGE, executable="face_selector", name="face_selector",
         namespace=arg("namespace"), output="screen", parameters=[arg("params_file")],
+        remappings=[("image", image), ("image/compressed", [image, "/compressed"])],
         condition=IfCondition(arg("start_selector")))
     rviz = Node(
         package="rviz2", executable="rviz2", name="rviz2", namespace=arg("namespace"),

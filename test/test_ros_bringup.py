@@ -1,4 +1,5 @@
 """In-process bringup: parameter file parsing, the image source as a camera, and run_demo."""
+import re
 from pathlib import Path
 
 import cv2
@@ -10,7 +11,7 @@ from rclpy.executors import SingleThreadedExecutor
 from sensor_msgs.msg import CameraInfo, Image
 
 from mos_ros.core.markers import intrinsics_from_hfov
-from mos_ros.ros import params
+from mos_ros.ros import params, selector_params
 from mos_ros.ros.bringup import load_parameters, run_demo
 from mos_ros.ros.image_source import ImageSourceNode
 from mos_ros.ros.testing import random_model, spin_until
@@ -41,6 +42,13 @@ def test_shipped_parameter_file_sets_only_declared_detector_parameters():
     assert loaded and set(loaded) <= set(declared)
     for name, value in loaded.items():
         assert type(value) is type(declared[name].default), name
+
+
+def test_shipped_parameter_file_sets_every_selector_parameter_to_its_default():
+    loaded = {p.name: p.value for p in load_parameters(ROOT / "config/mos.yaml", "face_selector")}
+    declared = {spec.name: spec.default for spec in selector_params.SPECS}
+    assert loaded == declared
+    assert all(type(value) is type(declared[name]) for name, value in loaded.items())
 
 
 def test_parameter_sections_apply_wildcard_then_node_then_namespaced(tmp_path):
@@ -98,6 +106,28 @@ def test_run_demo_writes_annotated_frames_and_stops_after_n(images, model, tmp_p
     written = cv2.imread(summary.written[0])
     assert written.shape == (90, 120, 3)
     assert any("2 face(s)" in line for line in lines)
+
+
+def test_run_demo_writes_the_selected_crops_of_face_selector(images, model, tmp_path):
+    """The random model's faces are noise: gates open wide, every assessable face is a shot."""
+    lines = []
+    wide_open = {"max_abs_yaw_deg": 90.0, "max_abs_pitch_deg": 90.0,
+                 "max_abs_roll_deg": 180.0, "min_inter_eye_px": 0.0, "min_sharpness": 0.0,
+                 "min_hits": 1, "min_interval_s": 0.0, "improvement_margin": 0.0}
+    summary = run_demo(images, tmp_path / "out", model, frames=3, rate_hz=5.0,
+                       detector_params={"score_threshold": 0.0, "keep_top_k": 2,
+                                        "top_k": 20, "input_size": 128},
+                       selector_params=wide_open, timeout_s=60.0, echo=lines.append)
+    assert summary.selected, "no crop written"
+    for path in map(Path, summary.selected):
+        assert path.parent == tmp_path / "out" / "selected"
+        assert re.fullmatch(r"track[1-9]\d*_\d{5}\.png", path.name), path.name
+        assert cv2.imread(str(path)).shape == (112, 112, 3)
+    assert sum("selected track" in line for line in lines) == len(summary.selected)
+    no_selector = run_demo(images, tmp_path / "out2", model, frames=1, rate_hz=5.0,
+                           detector_params={"input_size": 128}, selector_params=wide_open,
+                           start_selector=False, timeout_s=60.0, echo=lines.append)
+    assert no_selector.selected == [] and not (tmp_path / "out2" / "selected").exists()
 
 
 def test_run_demo_with_a_model_that_cannot_load_says_so(images, tmp_path):

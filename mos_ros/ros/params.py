@@ -79,23 +79,24 @@ SPECS = (
 )
 
 
-def _descriptor(spec: Spec) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+def descriptor(spec: Spec) -> ParameterDescriptor:
+    """The ROS parameter descriptor of ``spec``: description, read-only flag and range."""
+    result = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
     if spec.limits is not None:
         low, high = spec.limits
         if isinstance(spec.default, int) and not isinstance(spec.default, bool):
-            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high),
-                                                     step=1)]
+            result.integer_range = [IntegerRange(from_value=int(low), to_value=int(high),
+                                                 step=1)]
         else:
-            descriptor.floating_point_range = [FloatingPointRange(
+            result.floating_point_range = [FloatingPointRange(
                 from_value=float(low), to_value=float(high), step=0.0)]
-    return descriptor
+    return result
 
 
-def declare(node: Node) -> None:
-    """Declare every parameter of :data:`SPECS` on ``node``."""
-    for spec in SPECS:
-        node.declare_parameter(spec.name, spec.default, _descriptor(spec))
+def declare(node: Node, specs: tuple[Spec, ...] = SPECS) -> None:
+    """Declare every parameter of ``specs`` (default: the detector's) on ``node``."""
+    for spec in specs:
+        node.declare_parameter(spec.name, spec.default, descriptor(spec))
 
 
 def values(node: Node) -> dict[str, Any]:

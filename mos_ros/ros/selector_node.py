@@ -1,0 +1,194 @@
+"""face_selector: per tracked person, the frontal, sharp, large shots for face recognition.
+
+Subscribes to the detector's ``faces`` and to the ``image`` they were found in, pairs the two
+by header stamp in a bounded cache (:mod:`mos_ros.core.stamp_cache`) and hands each pair to
+:class:`mos_ros.core.selection.FaceSelector`. ``faces/tracked`` gets every tracked face with
+its id and quality; ``faces/selected`` a SelectedFace, with the aligned 112x112 crop, whenever
+a track's best shot is due. Faces whose image never arrives and unusable faces are counted.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from mos_ros.core.errors import ImageError
+from mos_ros.core.quality import inter_eye_distance
+from mos_ros.core import selection
+from mos_ros.core.selection import FaceSelector, SelectedShot
+from mos_ros.core.stamp_cache import NS_PER_S, StampCache, StampSeconds, stamp_ns
+from mos_ros.core.types import Face
+from mos_ros.msg import FaceArray, SelectedFace
+from mos_ros.ros import convert, selector_params
+from mos_ros.ros.params import declare
+from mos_ros.ros.detector_node import DIAGNOSTICS_PERIOD_S, OUTPUT_DEPTH, QOS_OVERRIDES
+from mos_ros.ros.stats import MS_PER_S, FrameStats, RateMeter
+
+#: Reason under which unexpected selection failures are counted.
+SELECTION_ERROR = "selection error"
+#: Keys of FrameStats' summary renamed (its frames are face arrays; none are dropped here).
+RENAMED = {"input rate (Hz)": "faces input rate (Hz)", "dropped frames": "",
+           "inference latency median (ms)": "selection latency median (ms)",
+           "frames received": "face arrays received", "frames processed": "face arrays paired"}
+#: Reasons of valid faces that are no candidates (diagnostics key "gated: ..."); every other
+#: reason the selector counts is a skipped, unusable face ("skipped: ...").
+GATES = frozenset({selection.GATE_YAW, selection.GATE_PITCH, selection.GATE_ROLL,
+                   selection.GATE_EYES, selection.GATE_SHARPNESS, selection.GATE_QUALITY})
+
+
+def _stamp(header: Header) -> int:
+    return stamp_ns(header.stamp.sec, header.stamp.nanosec)
+
+
+def _face_msg(face: Face, track_id: int, quality: float):
+    msg = convert.face_to_msg(face)
+    msg.track_id, msg.quality = int(track_id), float(quality)
+    return msg
+
+
+class SelectorNode(Node):
+    """Tracks the detector's faces and publishes each person's best shots."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("face_selector", **kwargs)
+        declare(self, selector_params.SPECS)
+        self.values = selector_params.values(self)
+        try:
+            configs = selector_params.configs(self.values)
+        except ValueError as exc:
+            self.destroy_node()
+            raise ValueError(f"face_selector: invalid parameters: {exc}") from None
+        self.selector = FaceSelector(configs["selector"], configs["quality"], configs["tracker"])
+        self.cache = StampCache(configs["cache"])
+        self.stats, self.image_rate, self.selected = FrameStats(), RateMeter(), 0
+        self._times, self._logged = StampSeconds(), set()
+        compressed = self.values["input"] == "compressed"
+        kind, topic = (CompressedImage, "image/compressed") if compressed else (Image, "image")
+        self.create_subscription(kind, topic, self._on_image, qos_profile_sensor_data,
+                                 **QOS_OVERRIDES)
+        self.create_subscription(FaceArray, "faces", self._on_faces, OUTPUT_DEPTH)
+        pub = self.create_publisher
+        self._pubs = {"selected": pub(SelectedFace, "faces/selected", OUTPUT_DEPTH),
+                      "tracked": pub(FaceArray, "faces/tracked", OUTPUT_DEPTH),
+                      "diagnostics": pub(DiagnosticArray, "/diagnostics", OUTPUT_DEPTH)}
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
+        self.add_on_set_parameters_callback(self._validate)
+        self._post_set = hasattr(self, "add_post_set_parameters_callback")  # Iron and newer
+        if self._post_set:
+            self.add_post_set_parameters_callback(self._apply)
+
+    def _on_image(self, msg) -> None:
+        self.image_rate.tick()
+        self._handle(*self.cache.add_image(_stamp(msg.header), msg))
+
+    def _on_faces(self, msg: FaceArray) -> None:
+        self.stats.frame_received(replaced_unprocessed=False)
+        self._handle(*self.cache.add_faces(_stamp(msg.header), msg))
+
+    def _handle(self, match, dropped) -> None:
+        for entry in dropped:
+            sec, nanosec = divmod(entry.stamp, NS_PER_S)
+            self._bad(entry.reason, f"faces of stamp {sec}.{nanosec:09d}")
+        if match is not None:
+            self._select(match.image, match.faces)
+
+    def _bad(self, reason: str, detail: str) -> None:
+        if self.stats.bad_frame(reason):
+            self.get_logger().warning(f"{reason} (logged once, counted in /diagnostics): "
+                                      f"{detail}")
+
+    def _select(self, image_msg, faces_msg: FaceArray) -> None:
+        start = time.perf_counter()
+        try:
+            if isinstance(image_msg, CompressedImage):
+                image = convert.compressed_to_bgr(image_msg)
+            else:
+                image = convert.image_to_bgr(image_msg)
+            faces = [convert.face_from_msg(face) for face in faces_msg.faces]
+            result = self.selector.process(faces, image,
+                                           self._times.seconds(_stamp(image_msg.header)))
+        except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the node
+            reason = getattr(exc, "reason", "bad image" if isinstance(exc, ImageError)
+                             else SELECTION_ERROR)
+            self._bad(reason, str(exc))
+            return
+        for skipped in result.skipped:
+            if skipped.reason not in self._logged:
+                self._logged.add(skipped.reason)
+                self.get_logger().warning(f"face skipped ({skipped.reason}; logged once, "
+                                          f"counted in /diagnostics)")
+        header, (height, width) = image_msg.header, image.shape[:2]
+        tracked = [_face_msg(t.face, t.track_id, t.terms.total if t.terms else -1.0)
+                   for t in result.tracked]
+        self._pubs["tracked"].publish(FaceArray(header=header, image_width=width,
+                                                image_height=height, faces=tracked))
+        for shot in result.selected:
+            self._pubs["selected"].publish(self._selected_msg(shot, header.frame_id))
+        self.selected += len(result.selected)
+        self.stats.frame_processed((time.perf_counter() - start) * MS_PER_S)
+
+    def _selected_msg(self, shot: SelectedShot, frame_id: str) -> SelectedFace:
+        """The shot with the header of the frame it was seen in (maybe an earlier one)."""
+        sec, nanosec = divmod(self._times.nanoseconds(shot.stamp), NS_PER_S)
+        header = Header(frame_id=frame_id)
+        header.stamp.sec, header.stamp.nanosec = sec, nanosec
+        terms = shot.terms
+        return SelectedFace(header=header, face=_face_msg(shot.face, shot.track_id, shot.quality),
+                            aligned=convert.bgr_to_image(shot.crop, header),
+                            detector_score=terms.detector, pose_quality=terms.pose,
+                            size_quality=terms.size, sharpness_quality=terms.sharpness,
+                            inter_eye_distance=inter_eye_distance(shot.face.landmarks))
+
+    def publish_diagnostics(self) -> None:
+        """Expire faces whose image never came; publish rates, selections, skips and gates."""
+        self._handle(None, self.cache.expire())
+        values = {"image input rate (Hz)": f"{self.image_rate.rate():.2f}"}
+        for key, value in self.stats.summary().items():
+            if RENAMED.get(key, key):
+                values[RENAMED.get(key, key)] = value
+        values.update({"selected faces": str(self.selected),
+                       "active tracks": str(len(self.selector.tracker)),
+                       "images waiting for faces": str(self.cache.images),
+                       "face arrays waiting for images": str(self.cache.waiting),
+                       "images without faces": str(self.cache.images_unused)})
+        values.update({f"{'gated' if reason in GATES else 'skipped'}: {reason}": str(count)
+                       for reason, count in sorted(self.selector.counts.items())})
+        self._pubs["diagnostics"].publish(convert.diagnostics(
+            f"{self.get_fully_qualified_name()}: face selection", values, True, "selecting",
+            "", Header(stamp=self.get_clock().now().to_msg())))
+
+    def _validate(self, changes) -> SetParametersResult:
+        reasons = selector_params.problems(changes, self.values)
+        if not reasons and not self._post_set:  # Humble: no post-set callbacks
+            self._apply(changes)
+        return SetParametersResult(successful=not reasons, reason="; ".join(reasons))
+
+    def _apply(self, changes) -> None:
+        self.values.update({p.name: p.value for p in changes if p.name in self.values})
+        configs = selector_params.configs(self.values)
+        self.selector.configure(configs["selector"], configs["quality"], configs["tracker"])
+        self._handle(None, self.cache.configure(configs["cache"]))
+
+
+def main(args=None) -> int:
+    """Run the selector node until Ctrl-C or shutdown."""
+    rclpy.init(args=args)
+    try:
+        rclpy.spin(SelectorNode())
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,10 +12,11 @@ from mos_ros.core.nms import nms
 from mos_ros.core.pose import bins_to_degrees
 from mos_ros.core.preprocess import Letterbox
 from mos_ros.core.types import Face, HeadPose, RawOutputs
+from mos_ros.core.validation import Rule, Validated
 
 
 @dataclass(frozen=True)
-class DecodeSettings:
+class DecodeSettings(Validated):
     """Thresholds that turn anchor predictions into faces; all can change at run time."""
 
     #: Minimum face probability to keep a detection.
@@ -29,23 +30,15 @@ class DecodeSettings:
     #: Smallest face (shorter box side, image pixels) reported.
     min_face_size: float = 0.0
 
-    def __post_init__(self) -> None:
-        """Reject values that make no sense, naming the field."""
-        problems = self.problems()
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    def problems(self) -> list[str]:
-        """Human-readable reasons why these settings are invalid (empty when valid)."""
-        checks = [
+    def rules(self) -> list[Rule]:
+        """Allowed values of each field."""
+        return [
             ("score_threshold", 0.0 <= self.score_threshold <= 1.0, "in [0, 1]"),
             ("nms_threshold", 0.0 < self.nms_threshold <= 1.0, "in (0, 1]"),
             ("top_k", self.top_k >= 1, "at least 1"),
             ("keep_top_k", self.keep_top_k >= 1, "at least 1"),
             ("min_face_size", self.min_face_size >= 0.0, ">= 0"),
         ]
-        return [f"{name} must be {rule} (got {getattr(self, name)})"
-                for name, ok, rule in checks if not ok]
 
 
 def face_probabilities(conf_logits: np.ndarray) -> np.ndarray:

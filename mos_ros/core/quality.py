@@ -26,6 +26,7 @@ from mos_ros.core.align import (TEMPLATE_SIZE, landmark_problem, template_for,
                                 warp_to_template)
 from mos_ros.core.image_io import to_bgr
 from mos_ros.core.types import Face
+from mos_ros.core.validation import Rule, Validated
 
 #: Indices of the two eyes in a face's landmarks (RetinaFace order).
 LEFT_EYE, RIGHT_EYE = 0, 1
@@ -35,7 +36,7 @@ MAX_POSE_ANGLE_DEG = 90.0
 
 
 @dataclass(frozen=True)
-class QualityConfig:
+class QualityConfig(Validated):
     """Constants of the quality terms; defaults suit a 112x112 ArcFace crop."""
 
     #: Inter-eye distance (image pixels) at which the size term is 0.5.
@@ -62,15 +63,9 @@ class QualityConfig:
     #: Gray levels at or above this count as clipped to white.
     bright_clip_level: int = 250
 
-    def __post_init__(self) -> None:
-        """Reject values that make no sense, naming the field."""
-        problems = self.problems()
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    def problems(self) -> list[str]:
-        """Human-readable reasons why this configuration is invalid (empty when valid)."""
-        checks = [
+    def rules(self) -> list[Rule]:
+        """Allowed values of each field."""
+        return [
             ("size_centre_px", self.size_centre_px >= 0.0, ">= 0"),
             ("size_slope_px", self.size_slope_px > 0.0, "> 0"),
             ("crop_size", self.crop_size >= 32, "at least 32"),
@@ -83,8 +78,6 @@ class QualityConfig:
              "in [0, bright_clip_level)"),
             ("bright_clip_level", self.bright_clip_level <= 255, "at most 255"),
         ]
-        return [f"{name} must be {rule} (got {getattr(self, name)})"
-                for name, ok, rule in checks if not ok]
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from mos_ros.core.quality import (QualityConfig, QualityResult, QualityTerms, as
                                   inter_eye_distance, validate_face)
 from mos_ros.core.tracking import Track, Tracker, TrackerConfig
 from mos_ros.core.types import Face
+from mos_ros.core.validation import Rule, Validated
 
 _LOG = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ NO_FREE_TRACK = "no free track (max_tracks reached)"
 
 
 @dataclass(frozen=True)
-class SelectorConfig:
+class SelectorConfig(Validated):
     """Gates and emission rules of :class:`BestShotSelector`; all can change at run time."""
 
     #: Largest |yaw| (degrees) of a candidate; recognition degrades quickly beyond it.
@@ -62,15 +63,9 @@ class SelectorConfig:
     #: Whether a track that ends emits the better shot still waiting for its interval.
     emit_on_track_end: bool = True
 
-    def __post_init__(self) -> None:
-        """Reject values that make no sense, naming the field."""
-        problems = self.problems()
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    def problems(self) -> list[str]:
-        """Human-readable reasons why this configuration is invalid (empty when valid)."""
-        checks = [
+    def rules(self) -> list[Rule]:
+        """Allowed values of each field."""
+        return [
             ("max_abs_yaw_deg", 0.0 <= self.max_abs_yaw_deg <= 90.0, "in [0, 90]"),
             ("max_abs_pitch_deg", 0.0 <= self.max_abs_pitch_deg <= 90.0, "in [0, 90]"),
             ("max_abs_roll_deg", 0.0 <= self.max_abs_roll_deg <= 180.0, "in [0, 180]"),
@@ -80,8 +75,6 @@ class SelectorConfig:
             ("improvement_margin", 0.0 <= self.improvement_margin <= 1.0, "in [0, 1]"),
             ("min_interval_s", self.min_interval_s >= 0.0, ">= 0"),
         ]
-        return [f"{name} must be {rule} (got {getattr(self, name)})"
-                for name, ok, rule in checks if not ok]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from mos_ros.core.validation import Rule, Validated
+
 NS_PER_S = 1_000_000_000
 
 #: Reasons a faces entry is dropped unmatched (keys of :attr:`StampCache.unmatched`).
@@ -30,7 +32,7 @@ EVICTED_STAMPS = 256
 
 
 @dataclass(frozen=True)
-class StampCacheConfig:
+class StampCacheConfig(Validated):
     """Sizes and waiting time of :class:`StampCache`; all can change at run time."""
 
     #: Most images kept while they wait for their faces (the newest win).
@@ -40,21 +42,13 @@ class StampCacheConfig:
     #: Longest time (seconds of the cache's clock) faces wait for their image.
     faces_wait_s: float = 0.5
 
-    def __post_init__(self) -> None:
-        """Reject values that make no sense, naming the field."""
-        problems = self.problems()
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    def problems(self) -> list[str]:
-        """Human-readable reasons why this configuration is invalid (empty when valid)."""
-        checks = [
+    def rules(self) -> list[Rule]:
+        """Allowed values of each field."""
+        return [
             ("image_cache_size", self.image_cache_size >= 1, "at least 1"),
             ("faces_cache_size", self.faces_cache_size >= 1, "at least 1"),
             ("faces_wait_s", self.faces_wait_s >= 0.0, ">= 0"),
         ]
-        return [f"{name} must be {rule} (got {getattr(self, name)})"
-                for name, ok, rule in checks if not ok]
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,13 @@ import numpy as np
 
 from mos_ros.core.nms import iou_matrix
 from mos_ros.core.types import Face
+from mos_ros.core.validation import Rule, Validated
 
 _LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TrackerConfig:
+class TrackerConfig(Validated):
     """Association and life-cycle rules of :class:`Tracker`."""
 
     #: Smallest IoU between a predicted track box and a face box for an overlap match.
@@ -47,15 +48,9 @@ class TrackerConfig:
     #: Weight of the newest velocity measurement in the smoothed velocity, in [0, 1].
     velocity_smoothing: float = 0.5
 
-    def __post_init__(self) -> None:
-        """Reject values that make no sense, naming the field."""
-        problems = self.problems()
-        if problems:
-            raise ValueError("; ".join(problems))
-
-    def problems(self) -> list[str]:
-        """Human-readable reasons why this configuration is invalid (empty when valid)."""
-        checks = [
+    def rules(self) -> list[Rule]:
+        """Allowed values of each field."""
+        return [
             ("iou_threshold", 0.0 < self.iou_threshold <= 1.0, "in (0, 1]"),
             ("max_centre_distance", self.max_centre_distance >= 0.0, ">= 0"),
             ("min_hits", self.min_hits >= 1, "at least 1"),
@@ -64,8 +59,6 @@ class TrackerConfig:
             ("max_tracks", self.max_tracks >= 1, "at least 1"),
             ("velocity_smoothing", 0.0 <= self.velocity_smoothing <= 1.0, "in [0, 1]"),
         ]
-        return [f"{name} must be {rule} (got {getattr(self, name)})"
-                for name, ok, rule in checks if not ok]
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,17 @@ def test_ncnn_meta_json_is_model_meta_plus_blob_names(models):
     assert blobs["input"] in (models["ncnn"] / "model.ncnn.param").read_text()
 
 
+def test_ncnn_channel_shuffle_is_the_native_layer_not_a_reshape_chain(models):
+    """ncnn's x86 Reshape back from 4-D is ~10x slower than the whole rest of the network."""
+    layers = [line.split()[0] for line in
+              (models["ncnn"] / "model.ncnn.param").read_text().splitlines()[2:]]
+    shuffles = layers.count("ShuffleChannel")
+    assert shuffles == 16  # one per ShuffleNetV2 block
+    head_flattens = 3 * 6  # three pyramid levels, six outputs
+    assert layers.count("Permute") == head_flattens
+    assert layers.count("Reshape") == head_flattens
+
+
 def test_ncnn_weights_are_stored_in_fp32(models):
     """fp16 storage would halve the file and cost accuracy; parity tests need fp32."""
     model_bytes = 4 * sum(t.numel() for t in torch.load(

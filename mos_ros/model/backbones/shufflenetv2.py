@@ -77,6 +77,25 @@ class ShuffleBlock(nn.Module):
         self.branch2 = nn.Sequential(*_pointwise_relu(branch2_in, half),
                                      *_conv_bn(half, half, 3, stride, groups=half),
                                      *_pointwise_relu(half, half))
+        # No parameters or buffers, so the state_dict keys are unchanged. Used only in the
+        # TorchScript trace that pnnx converts (see ``_shuffle``).
+        self.shuffle = nn.ChannelShuffle(SHUFFLE_GROUPS)
+
+    def _shuffle(self, x: Tensor) -> Tensor:
+        """Channel shuffle; same values on every path, the graph differs for the exporters.
+
+        pnnx turns an ``nn.ChannelShuffle`` module into ncnn's ShuffleChannel layer, but
+        :func:`channel_shuffle` (reshape, transpose, reshape with run-time sizes) into
+        Reshape/Permute/Reshape layers. With its packed layout on, ncnn's x86 Reshape from
+        that 4-D blob back to 3-D is a slow path: ~110 ms for the 116x60x80 blob of the
+        first block at 640x480 input (about 0.2 us per element), which made the whole ncnn
+        model ~13x slower than onnxruntime (1.3x with ShuffleChannel). ONNX has no
+        channel-shuffle operator, so the ONNX export (also a trace) and eager PyTorch keep
+        the reshape form.
+        """
+        if torch.jit.is_tracing() and not torch.onnx.is_in_onnx_export():
+            return self.shuffle(x)
+        return channel_shuffle(x)
 
     def forward(self, x: Tensor) -> Tensor:
         """Run both branches, concatenate, then shuffle channels."""
@@ -85,7 +104,7 @@ class ShuffleBlock(nn.Module):
             out = torch.cat((passthrough, self.branch2(processed)), dim=1)
         else:
             out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
-        return channel_shuffle(out)
+        return self._shuffle(out)
 
 
 def _make_stage(in_ch: int, out_ch: int, repeats: int) -> nn.Sequential:

@@ -113,18 +113,10 @@ def _run_eval(args: argparse.Namespace) -> int:
     return evaluate_main(args.rest)
 
 
-def _configure_train(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", type=Path, help="training YAML, e.g. config/train_synth.yaml")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field (repeatable)")
-
-
 def _run_train(args: argparse.Namespace) -> int:
-    from mos_ros.train.trainer import TrainConfig, train
+    from mos_ros.train.__main__ import main as train_main
 
-    config = TrainConfig.from_yaml(args.config, overrides=args.set)
-    print(train(config))
-    return 0
+    return train_main(["train", *args.rest])
 
 
 def _configure_demo(parser: argparse.ArgumentParser) -> None:
@@ -167,7 +159,8 @@ COMMANDS: dict[str, Command] = {
                      _configure_passthrough, _run_bench),
     "eval": Command("WIDER FACE AP, AFLW2000 pose MAE, landmark NME", _configure_passthrough,
                     _run_eval),
-    "train": Command("train a model from a YAML config", _configure_train, _run_train),
+    "train": Command("train a model: mos train CONFIG [--resume latest]",
+                     _configure_passthrough, _run_train),
     "demo": Command("ROS 2 demo: bundled images as a camera -> mos_detector -> face_selector",
                     _configure_demo, _run_demo),
 }

@@ -1,20 +1,49 @@
-"""Command line: ``python -m mos_ros.train train CONFIG`` or ``... render OUT --count N``."""
+"""Command line of training: train a model, write a synthetic set, or score a model.
+
+    python -m mos_ros.train train CONFIG [--resume latest]      (also: mos train CONFIG)
+    python -m mos_ros.train render OUT --count N [--seed S]
+    python -m mos_ros.train scorecard MODEL [--scenes N]         (the model card's figures)
+"""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
-from mos_ros.train.synthetic import write_synthetic_set
-from mos_ros.train.trainer import TrainConfig, train
+
+def _train(args: argparse.Namespace) -> str:
+    from mos_ros.train.trainer import TrainConfig, train
+
+    return str(train(TrainConfig.from_yaml(args.config), resume=args.resume))
+
+
+def _render(args: argparse.Namespace) -> str:
+    from mos_ros.train.synthetic import write_synthetic_set
+
+    return str(write_synthetic_set(args.out_dir, args.count, args.seed, workers=args.workers))
+
+
+def _scorecard(args: argparse.Namespace) -> str:
+    from mos_ros.core.postprocess import DecodeSettings
+    from mos_ros.detector import FaceDetector
+    from mos_ros.train.scorecard import held_out_scenes, score
+
+    detector = FaceDetector.open(args.model, settings=DecodeSettings(score_threshold=0.02))
+    card = score(detector.detect, held_out_scenes(args.scenes), threshold=args.threshold)
+    return json.dumps(card.as_dict(), indent=1)
+
+
+COMMANDS = {"train": _train, "render": _render, "scorecard": _scorecard}
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mos_ros.train",
-                                     description="Train MOS or write a synthetic face set.")
+                                     description="Train MOS, write a synthetic face set, or "
+                                                 "score a model on held-out scenes.")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("train", help="train from a YAML config")
-    run.add_argument("config", help="YAML file, e.g. config/train_synth.yaml")
+    run.add_argument("config", help="YAML file, e.g. config/train_synth_cpu.yaml")
     run.add_argument("--resume", default=None,
                      help="state file to continue from, or 'latest' in the output folder")
     render = commands.add_parser("render", help="write synthetic scenes and label.txt")
@@ -22,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--count", type=int, required=True)
     render.add_argument("--seed", type=int, default=0)
     render.add_argument("--workers", type=int, default=1)
+    card = commands.add_parser("scorecard", help="AP, recall, false positives, pose MAE of a "
+                                                 "model on held-out synthetic scenes")
+    card.add_argument("model", help="model file (.pt, .onnx or .ncnn folder)")
+    card.add_argument("--scenes", type=int, default=200)
+    card.add_argument("--threshold", type=float, default=0.5, help="operating score threshold")
     return parser
 
 
@@ -29,11 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    if args.command == "train":
-        path = train(TrainConfig.from_yaml(args.config), resume=args.resume)
-    else:
-        path = write_synthetic_set(args.out_dir, args.count, args.seed, workers=args.workers)
-    print(path)
+    print(COMMANDS[args.command](args))
     return 0
 
 

@@ -58,7 +58,7 @@ def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
     return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
 
 
-def _match_image(faces: list[Face], truth: FaceLabels) -> list[tuple[float, int]]:
+def match_image(faces: list[Face], truth: FaceLabels) -> list[tuple[float, int]]:
     """(score, matched ground-truth index or -1) per detection, greedily by score."""
     if not faces:
         return []
@@ -84,7 +84,7 @@ def evaluate(detections: list[list[Face]], truths: list[FaceLabels]) -> Validati
     scored, errors = [], []
     for faces, truth in zip(detections, truths):
         ordered = sorted(faces, key=lambda face: -face.score)
-        for face, (score, index) in zip(ordered, _match_image(ordered, truth)):
+        for face, (score, index) in zip(ordered, match_image(ordered, truth)):
             scored.append((score, index >= 0))
             if index >= 0 and truth.has_pose[index]:
                 predicted = (face.pose.yaw, face.pose.pitch, face.pose.roll)

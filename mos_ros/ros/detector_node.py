@@ -10,10 +10,8 @@ from __future__ import annotations
 import sys
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -29,6 +27,7 @@ from mos_ros.resources import default_model_path
 from mos_ros.ros import convert, params
 from mos_ros.ros.stats import MS_PER_S, FrameStats
 from mos_ros.ros.worker import LatestWorker
+from mos_ros.ros.spin import run_node
 
 try:  # Galactic and newer
     from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -202,15 +201,7 @@ class DetectorNode(LifecycleNode):
 
 def main(args=None) -> int:
     """Run the detector node until Ctrl-C or shutdown."""
-    rclpy.init(args=args)
-    try:
-        node = DetectorNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        rclpy.try_shutdown()
-    return 0
+    return run_node(DetectorNode, args)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,7 @@ from typing import Iterator
 
 import cv2
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -25,6 +23,7 @@ from mos_ros.core.errors import ImageError
 from mos_ros.core.image_io import IMAGE_SUFFIXES, read_image
 from mos_ros.core.markers import DEFAULT_HFOV_DEG, HFOV_LIMITS_DEG, intrinsics_from_hfov
 from mos_ros.ros import convert
+from mos_ros.ros.spin import run_node
 
 DEFAULT_RATE_HZ = 10.0
 RATE_LIMITS_HZ = (0.01, 1000.0)
@@ -123,16 +122,7 @@ class ImageSourceNode(Node):
 
 def main(args=None) -> int:
     """Play a folder or video until its end (or forever with loop) or Ctrl-C."""
-    rclpy.init(args=args)
-    try:
-        node = ImageSourceNode()
-        while rclpy.ok() and not node.finished:
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ImageSourceNode, args)
 
 
 if __name__ == "__main__":

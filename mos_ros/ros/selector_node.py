@@ -11,10 +11,8 @@ from __future__ import annotations
 import sys
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -31,6 +29,7 @@ from mos_ros.ros import convert, selector_params
 from mos_ros.ros.params import declare
 from mos_ros.ros.detector_node import DIAGNOSTICS_PERIOD_S, OUTPUT_DEPTH, QOS_OVERRIDES
 from mos_ros.ros.stats import MS_PER_S, FrameStats, RateMeter
+from mos_ros.ros.spin import run_node
 
 #: Reason under which unexpected selection failures are counted.
 SELECTION_ERROR = "selection error"
@@ -180,14 +179,7 @@ class SelectorNode(Node):
 
 def main(args=None) -> int:
     """Run the selector node until Ctrl-C or shutdown."""
-    rclpy.init(args=args)
-    try:
-        rclpy.spin(SelectorNode())
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        rclpy.try_shutdown()
-    return 0
+    return run_node(SelectorNode, args)
 
 
 if __name__ == "__main__":

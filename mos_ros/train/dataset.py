@@ -23,7 +23,7 @@ from mos_ros.core.config import BGR_MEAN, PoseBins, PriorConfig
 from mos_ros.core.image_io import read_image
 from mos_ros.train.augment import (
     CropConfig, FaceLabels, PhotometricConfig, flip_horizontal, photometric, random_square_crop)
-from mos_ros.train.labels import LabelledImage, image_path, read_label_file
+from mos_ros.train.labels import LabelledImage, image_path, missing_images, read_label_file
 from mos_ros.train.synthetic import SyntheticConfig, compose_scene, scene_rng
 from mos_ros.train.targets import MatchConfig, build_targets
 
@@ -46,6 +46,13 @@ class SampleConfig:
     match: MatchConfig = field(default_factory=MatchConfig)
 
 
+def shuffled_position(seed: int, index: int, count: int) -> int:
+    """Item at ``index`` of an endless sequence that visits ``count`` items in a new order on
+    every pass (the order of pass ``index // count`` is drawn from ``(seed, pass)``)."""
+    epoch, position = divmod(index, count)
+    return int(scene_rng(seed * 3 + _SHUFFLE_STREAM, epoch).permutation(count)[position])
+
+
 class SyntheticSource:
     """Scenes rendered on the fly: scene ``i`` comes from ``scene_rng(seed, i)``."""
 
@@ -57,6 +64,10 @@ class SyntheticSource:
         """Image and labels of scene ``index``."""
         scene = compose_scene(scene_rng(self.seed * 3 + _RENDER_STREAM, index), self.config)
         return scene.image, scene.labels
+
+    def item(self, index: int) -> tuple[np.ndarray, FaceLabels]:
+        """Scene ``index`` itself (rendered scenes have no other order)."""
+        return self.scene(index)
 
     @property
     def needs_photometric(self) -> bool:
@@ -72,13 +83,23 @@ class LabelFileSource:
         self.items: list[LabelledImage] = read_label_file(self.label_file)
         if not self.items:
             raise ValueError(f"label file {self.label_file} lists no images")
+        missing = missing_images(self.label_file, self.items)
+        if missing:
+            raise FileNotFoundError(f"{len(missing)} images of the label file are missing, "
+                                    f"e.g. " + "; ".join(missing[:3]))
         self.seed = seed
+
+    def __len__(self) -> int:
+        """Number of images in the set."""
+        return len(self.items)
 
     def scene(self, index: int) -> tuple[np.ndarray, FaceLabels]:
         """Image and labels at position ``index`` of the endless shuffled sequence."""
-        epoch, position = divmod(index, len(self.items))
-        order = scene_rng(self.seed * 3 + _SHUFFLE_STREAM, epoch).permutation(len(self.items))
-        item = self.items[order[position]]
+        return self.item(shuffled_position(self.seed, index, len(self.items)))
+
+    def item(self, index: int) -> tuple[np.ndarray, FaceLabels]:
+        """Image and labels of the ``index``-th image of the label file."""
+        item = self.items[index]
         return read_image(image_path(self.label_file, item)), item.labels
 
     @property
@@ -108,7 +129,11 @@ class FaceTrainingSet(Dataset):
     def sample(self, index: int) -> tuple[np.ndarray, FaceLabels]:
         """The augmented square image and its pixel labels (before anchor matching)."""
         image, labels = self.source.scene(index)
-        rng = scene_rng(self.seed * 3 + _AUGMENT_STREAM, index)
+        return self.augment(image, labels, scene_rng(self.seed * 3 + _AUGMENT_STREAM, index))
+
+    def augment(self, image: np.ndarray, labels: FaceLabels, rng: np.random.Generator
+                ) -> tuple[np.ndarray, FaceLabels]:
+        """Crop, flip and photometric changes of one source image, drawn from ``rng``."""
         cfg = self.config
         image, labels = random_square_crop(image, labels, rng, cfg.crop, cfg.input_size)
         if rng.random() < cfg.flip_probability:
@@ -119,7 +144,11 @@ class FaceTrainingSet(Dataset):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Image and anchor targets of sample ``index``."""
-        image, labels = self.sample(int(index))
+        return self.with_targets(*self.sample(int(index)))
+
+    def with_targets(self, image: np.ndarray, labels: FaceLabels
+                     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """An input-sized image and its anchor targets, integers narrowed for transfer."""
         size = self.config.input_size
         targets = build_targets(labels, (size, size), self.anchors, self.priors,
                                 self.pose_bins, self.config.match).as_dict()

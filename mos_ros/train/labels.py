@@ -10,10 +10,16 @@ for the pose; note the pitch-yaw-roll order of the MOS annotation. A face withou
 has ``-1`` for every landmark field and ``conf``; a face without a pose label ends after
 ``conf`` (20 numbers); a face with a box only has 4 numbers. Numbers are written in the
 shortest form that reads back to the same float32.
+
+Reading WIDER FACE (RetinaFace's ``train/label.txt`` with ``train/images/``, or the MOS release
+with pose): a landmark field of ``-1`` marks a face without landmarks, a line without the three
+pose numbers a face without pose (the small faces); both are masked in the loss, never trained
+towards zeros. A line with another count of numbers, a number that is not finite, or a box of
+negative size is an error naming the file and line.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +34,14 @@ _LANDMARK_CONF = 1.0
 
 @dataclass(frozen=True)
 class LabelledImage:
-    """An image path (relative to the set's ``images`` folder) and its face labels."""
+    """An image path (relative to the set's ``images`` folder) and its face labels.
+
+    ``line`` is the line of the ``# <path>`` entry in the label file (0 when not read from one).
+    """
 
     path: str
     labels: FaceLabels
+    line: int = field(default=0, compare=False)
 
 
 def _number(value: float) -> str:
@@ -70,7 +80,11 @@ def parse_face(values: list[float], where: str) -> tuple[np.ndarray, ...]:
     if len(values) not in (_BOX_ONLY, _WITH_LANDMARKS, _WITH_POSE):
         raise ValueError(f"{where}: expected {_BOX_ONLY}, {_WITH_LANDMARKS} or {_WITH_POSE} "
                          f"numbers per face, got {len(values)}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{where}: numbers must be finite, got {values}")
     x, y, w, h = values[:4]
+    if w < 0 or h < 0:
+        raise ValueError(f"{where}: box width and height must be >= 0, got {w} x {h}")
     box = np.array([x, y, x + w, y + h], np.float32)
     landmarks = np.zeros((5, 2), np.float32)
     has_landmarks = len(values) >= _WITH_LANDMARKS and values[4] >= 0
@@ -100,6 +114,7 @@ def read_label_file(path: str | Path) -> list[LabelledImage]:
         raise FileNotFoundError(f"label file not found: {path}")
     items: list[LabelledImage] = []
     current: str | None = None
+    current_line = 0
     faces: list[tuple[np.ndarray, ...]] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         line = line.strip()
@@ -107,8 +122,10 @@ def read_label_file(path: str | Path) -> list[LabelledImage]:
             continue
         if line.startswith("#"):
             if current is not None:
-                items.append(LabelledImage(current, _labels_of(faces)))
-            current, faces = line[1:].strip(), []
+                items.append(LabelledImage(current, _labels_of(faces), current_line))
+            current, current_line, faces = line[1:].strip(), number, []
+            if not current:
+                raise ValueError(f"{path}:{number}: '#' line without an image path")
             continue
         where = f"{path}:{number}"
         if current is None:
@@ -119,10 +136,16 @@ def read_label_file(path: str | Path) -> list[LabelledImage]:
             raise ValueError(f"{where}: not a list of numbers: {line[:80]!r}") from exc
         faces.append(parse_face(values, where))
     if current is not None:
-        items.append(LabelledImage(current, _labels_of(faces)))
+        items.append(LabelledImage(current, _labels_of(faces), current_line))
     return items
 
 
 def image_path(label_file: str | Path, item: LabelledImage) -> Path:
     """Absolute path of an item's image: ``<label file dir>/images/<item path>``."""
     return Path(label_file).resolve().parent / IMAGES_DIR_NAME / item.path
+
+
+def missing_images(label_file: str | Path, items: list[LabelledImage]) -> list[str]:
+    """``<label file>:<line>: <image>`` for every listed image that is not on disk."""
+    return [f"{label_file}:{item.line}: image not found: {image_path(label_file, item)}"
+            for item in items if not image_path(label_file, item).is_file()]

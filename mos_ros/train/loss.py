@@ -6,10 +6,19 @@ anchors in the batch, the landmark and pose terms by the number of positives tha
 labels (faces without them are masked out, never trained toward zero). The expected angle is
 the softmax expectation over :func:`mos_ros.core.pose.bin_centres`, the same numbers
 :func:`mos_ros.core.pose.bins_to_degrees` uses at inference.
+
+The four task terms are combined by a weighting chosen in :class:`LossConfig`: ``heuristic``
+(fixed weights, RetinaFace's 2:1:1 plus 0.25 for pose) or ``uncertainty`` (the paper's Eq. 7,
+learned temperature and observation noises; :mod:`mos_ros.train.uncertainty`).
+
+Under data-parallel training the counts that normalise the terms are reduced over all
+processes (``count_normaliser``), so the average of the per-process losses is exactly the loss
+of one process on the whole global batch (:mod:`mos_ros.train.distributed`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +26,7 @@ from torch import Tensor, nn
 
 from mos_ros.core.config import PoseBins
 from mos_ros.core.pose import bin_centres
+from mos_ros.train.uncertainty import UncertaintyWeighting
 
 ANGLE_NAMES = ("yaw", "pitch", "roll")
 
@@ -33,29 +43,82 @@ class LossConfig:
     #: Negatives kept in an image without any positive anchor (0: such images add no loss).
     min_negatives: int = 0
     pose_beta: float = 0.001
+    #: ``heuristic``: the fixed weights above. ``uncertainty``: the MOS paper's Eq. 7 with a
+    #: learned temperature and noise per task, starting at the fixed weights.
+    weighting: str = "heuristic"
 
     def __post_init__(self) -> None:
-        """Weights and ratios must be non-negative."""
+        """Weights and ratios must be non-negative; the weighting must be a known one."""
         for name in ("cls_weight", "box_weight", "landmark_weight", "pose_weight",
                      "negative_ratio", "min_negatives", "pose_beta"):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss {name} must be >= 0, got {getattr(self, name)}")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"loss weighting must be one of {sorted(WEIGHTINGS)}, "
+                             f"got {self.weighting!r}")
+        if self.weighting == "uncertainty" and min(self.task_weights) <= 0:
+            raise ValueError("loss weighting 'uncertainty' starts from the task weights, "
+                             f"which must then be > 0, got {self.task_weights}")
+
+    @property
+    def task_weights(self) -> tuple[float, float, float, float]:
+        """The fixed weights in the order of :data:`mos_ros.train.uncertainty.TASKS`."""
+        return (self.cls_weight, self.box_weight, self.landmark_weight, self.pose_weight)
 
 
 @dataclass(frozen=True)
 class LossParts:
-    """The weighted total and each unweighted task term (scalars)."""
+    """The weighted total and each unweighted task term (scalars).
+
+    ``extras`` holds the learned weighting's state (weights, temperature, noises) to log.
+    """
 
     total: Tensor
     cls: Tensor
     box: Tensor
     landmarks: Tensor
     pose: Tensor
+    extras: dict[str, Tensor] = field(default_factory=dict)
 
     def as_floats(self) -> dict[str, float]:
         """Plain numbers for logging."""
         return {name: float(getattr(self, name).detach()) for name in
                 ("total", "cls", "box", "landmarks", "pose")}
+
+
+class HeuristicWeighting(nn.Module):
+    """Fixed task weights: ``cls_weight * cls + box_weight * box + ...``."""
+
+    def __init__(self, config: LossConfig):
+        super().__init__()
+        self.config = config
+
+    def forward(self, cls: Tensor, box: Tensor, landmarks: Tensor, pose: Tensor) -> Tensor:
+        """The weighted sum of the four task terms."""
+        cfg = self.config
+        return (cfg.cls_weight * cls + cfg.box_weight * box + cfg.landmark_weight * landmarks
+                + cfg.pose_weight * pose)
+
+    def extras(self) -> dict[str, Tensor]:
+        """Nothing is learned, nothing to log."""
+        return {}
+
+
+class _UncertaintyFromConfig(UncertaintyWeighting):
+    """:class:`UncertaintyWeighting` started at the config's fixed weights."""
+
+    def __init__(self, config: LossConfig):
+        super().__init__(config.task_weights)
+
+
+#: Loss weightings by their config name.
+WEIGHTINGS: dict[str, type[nn.Module]] = {"heuristic": HeuristicWeighting,
+                                          "uncertainty": _UncertaintyFromConfig}
+
+
+def local_count(count: Tensor) -> Tensor:
+    """The normaliser of a loss term in one process: the count itself, at least 1."""
+    return count.clamp(min=1).float()
 
 
 def hard_negative_mask(class_loss: Tensor, labels: Tensor, ratio: float,
@@ -82,9 +145,12 @@ def expected_angle(logits: Tensor, centres: Tensor) -> Tensor:
 class MultiTaskLoss(nn.Module):
     """Loss of the six MOS outputs against :class:`~mos_ros.train.targets.AnchorTargets`."""
 
-    def __init__(self, pose_bins: PoseBins = PoseBins(), config: LossConfig = LossConfig()):
+    def __init__(self, pose_bins: PoseBins = PoseBins(), config: LossConfig = LossConfig(),
+                 count_normaliser: Callable[[Tensor], Tensor] = local_count):
         super().__init__()
         self.config = config
+        self.count_normaliser = count_normaliser
+        self.weighting = WEIGHTINGS[config.weighting](config)
         self.register_buffer("centres", torch.as_tensor(bin_centres(pose_bins),
                                                         dtype=torch.float32))
 
@@ -93,15 +159,14 @@ class MultiTaskLoss(nn.Module):
         loc, conf, landms, *pose_logits = (o.float() for o in outputs)
         labels = targets["labels"]
         positive = labels > 0
-        num_pos = positive.sum().clamp(min=1).float()
+        num_pos = self.count_normaliser(positive.sum())
         cls = self._classification(conf, labels) / num_pos
         box = F.smooth_l1_loss(loc[positive], targets["loc"][positive], reduction="sum") / num_pos
         landmarks = self._landmarks(landms, targets)
         pose = self._pose(pose_logits, targets)
-        cfg = self.config
-        total = (cfg.cls_weight * cls + cfg.box_weight * box + cfg.landmark_weight * landmarks
-                 + cfg.pose_weight * pose)
-        return LossParts(total=total, cls=cls, box=box, landmarks=landmarks, pose=pose)
+        total = self.weighting(cls, box, landmarks, pose)
+        return LossParts(total=total, cls=cls, box=box, landmarks=landmarks, pose=pose,
+                         extras=self.weighting.extras())
 
     def _classification(self, conf: Tensor, labels: Tensor) -> Tensor:
         per_anchor = F.cross_entropy(conf.transpose(1, 2), labels, reduction="none")
@@ -111,12 +176,12 @@ class MultiTaskLoss(nn.Module):
 
     def _landmarks(self, landms: Tensor, targets: dict[str, Tensor]) -> Tensor:
         mask = targets["landmark_mask"]
-        count = mask.sum().clamp(min=1).float()
+        count = self.count_normaliser(mask.sum())
         return F.smooth_l1_loss(landms[mask], targets["landmarks"][mask], reduction="sum") / count
 
     def _pose(self, pose_logits: list[Tensor], targets: dict[str, Tensor]) -> Tensor:
         mask = targets["pose_mask"]
-        count = mask.sum().clamp(min=1).float()
+        count = self.count_normaliser(mask.sum())
         bins = targets["pose_bins"][mask]
         degrees = targets["pose_degrees"][mask]
         total = pose_logits[0].new_zeros(())

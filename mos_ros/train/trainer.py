@@ -5,6 +5,14 @@ A run is described by a :class:`TrainConfig` (YAML: ``config/train_synth.yaml``)
 the iteration; data is a function of the global sample index, so ``train(config,
 resume=...)`` continues exactly where the saved run was. The final model is written with
 :func:`mos_ros.model.save_checkpoint` together with its :class:`ModelMeta`.
+
+Options that follow the MOS paper, each off by default: ``loss.weighting: uncertainty``
+(learned task weights, Eq. 7; :mod:`mos_ros.train.uncertainty`), the ``feedback`` section
+(stitched batches and hard-image sampling, section 3.3; :mod:`mos_ros.train.feedback`),
+``headpose_sets`` (300W-LP / AFLW2000 images mixed into training;
+:mod:`mos_ros.train.headpose_data`). Started by ``torchrun`` the same run trains data-parallel
+on several GPUs or machines (:mod:`mos_ros.train.distributed`). ``config/train_mos_s.yaml``
+is the paper's WIDER FACE schedule.
 """
 from __future__ import annotations
 
@@ -32,7 +40,12 @@ from mos_ros.train.augment import CropConfig, PhotometricConfig
 from mos_ros.train.dataset import (
     FaceTrainingSet, IndexRange, LabelFileSource, SampleConfig, SyntheticSource, collate,
     images_to_input, targets_to_device)
+from mos_ros.train.distributed import DistributedContext
+from mos_ros.train.feedback import (
+    FEEDBACK_FIELDS, FeedbackConfig, FeedbackLoop, FeedbackTrainingSet)
+from mos_ros.train.headpose_data import HeadPoseLabelConfig, HeadPoseSource, MixedSource
 from mos_ros.train.loss import LossConfig, MultiTaskLoss
+from mos_ros.train.uncertainty import SCALE_NAMES, TASKS
 from mos_ros.train.synthetic import SyntheticConfig, write_synthetic_set
 from mos_ros.train.targets import MatchConfig
 from mos_ros.train.validate import ValidationResult, render_validation_set, validate
@@ -61,6 +74,8 @@ class TrainConfig:
     that many scenes to disk first (with ``workers`` processes) and trains from them;
     0 renders on the fly in the loader workers. ``train_label_file`` trains from a written set
     instead. ``max_minutes`` > 0 ends the run early (final model still written).
+    ``headpose_sets`` (folders or list files of 300W-LP / AFLW2000 ``.mat`` + image pairs)
+    replace ``headpose_fraction`` of the samples by head-pose images.
     """
 
     variant: str = "mos-s"
@@ -94,6 +109,10 @@ class TrainConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    headpose_sets: tuple[str, ...] = ()
+    headpose_fraction: float = 0.25
+    headpose_labels: HeadPoseLabelConfig = field(default_factory=HeadPoseLabelConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
 
     def __post_init__(self) -> None:
         """Reject settings that cannot train, naming the field."""
@@ -108,6 +127,19 @@ class TrainConfig:
         if self.sample.input_size != self.input_size:
             raise ValueError(f"sample.input_size {self.sample.input_size} differs from "
                              f"input_size {self.input_size}; set only input_size")
+        if not 0.0 <= self.headpose_fraction <= 1.0:
+            raise ValueError(f"train config headpose_fraction must be in [0, 1], got "
+                             f"{self.headpose_fraction}")
+
+    @property
+    def metric_fields(self) -> tuple[str, ...]:
+        """Columns of the metrics CSV: the base ones plus those of the enabled options."""
+        fields = METRIC_FIELDS
+        if self.loss.weighting == "uncertainty":
+            fields += tuple(f"weight_{task}" for task in TASKS) + SCALE_NAMES
+        if self.feedback.enabled:
+            fields += FEEDBACK_FIELDS
+        return fields
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -130,7 +162,8 @@ class TrainConfig:
         return cls.from_dict(data)
 
 
-_NESTED = {SyntheticConfig, SampleConfig, LossConfig, CropConfig, PhotometricConfig, MatchConfig}
+_NESTED = {SyntheticConfig, SampleConfig, LossConfig, CropConfig, PhotometricConfig, MatchConfig,
+           HeadPoseLabelConfig, FeedbackConfig}
 
 
 def _build(cls: type, data: dict[str, Any], where: str):
@@ -232,7 +265,11 @@ def _amp_context(device: torch.device, enabled: bool):
 
 
 def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    # Plain types and tensors only, so that state files load with weights_only=True.
+    state = {"torch": torch.get_rng_state(),
+             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(position),
+                       int(has_gauss), float(cached)),
              "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -241,18 +278,22 @@ def _rng_state() -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    kind, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def save_state(path: Path, iteration: int, model: MOS, optimizer, scheduler,
-               config: TrainConfig) -> None:
-    """Everything needed to continue the run bit-identically after ``iteration`` steps."""
+               config: TrainConfig, extra: dict[str, Any] | None = None) -> None:
+    """Everything needed to continue the run bit-identically after ``iteration`` steps.
+
+    ``extra`` adds the state of the enabled options (learned loss weights, feedback).
+    """
     payload = {"iteration": iteration, "model": model.state_dict(),
                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-               "rng": _rng_state(), "config": json.dumps(asdict(config))}
+               "rng": _rng_state(), "config": json.dumps(asdict(config)), **(extra or {})}
     temporary = path.with_suffix(".tmp")
     torch.save(payload, temporary)
     temporary.replace(path)
@@ -264,10 +305,15 @@ def latest_state(output_dir: str | Path) -> Path | None:
     return states[-1] if states else None
 
 
-def _restore(path: Path, model: MOS, optimizer, scheduler) -> int:
+def _restore(path: Path, model: MOS, optimizer, scheduler, criterion=None,
+             feedback: FeedbackLoop | None = None) -> int:
     # Contains numpy/python RNG states (not tensors), hence the full unpickler.
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(payload["model"])
+    if criterion is not None and "criterion" in payload:
+        criterion.load_state_dict(payload["criterion"])
+    if feedback is not None and "feedback" in payload:
+        feedback.load_state_dict(payload["feedback"])
     optimizer.load_state_dict(payload["optimizer"])
     scheduler.load_state_dict(payload["scheduler"])
     _set_rng_state(payload["rng"])
@@ -285,17 +331,28 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def _training_source(config: TrainConfig, output_dir: Path):
+def _detection_source(config: TrainConfig, output_dir: Path,
+                      context: DistributedContext = DistributedContext()):
     if config.train_label_file:
         return LabelFileSource(config.train_label_file, config.seed)
     if config.prerender > 0:
         folder = output_dir / PRERENDER_DIR
         label_file = folder / "label.txt"
-        if not label_file.is_file():
+        if not label_file.is_file() and context.is_main:
             write_synthetic_set(folder, config.prerender, config.seed * 3,
                                 config.synthetic, workers=max(1, config.workers))
+        context.barrier()
         return LabelFileSource(label_file, config.seed)
     return SyntheticSource(config.synthetic, config.seed)
+
+
+def _training_source(config: TrainConfig, output_dir: Path,
+                     context: DistributedContext = DistributedContext()):
+    source = _detection_source(config, output_dir, context)
+    if not config.headpose_sets:
+        return source
+    headpose = HeadPoseSource(config.headpose_sets, config.seed, config.headpose_labels)
+    return MixedSource(source, headpose, config.headpose_fraction, config.seed)
 
 
 def _loader(config: TrainConfig, dataset: FaceTrainingSet, start: int,
@@ -309,6 +366,18 @@ def _loader(config: TrainConfig, dataset: FaceTrainingSet, start: int,
                                                                     config.iterations * batch),
                       num_workers=config.workers, collate_fn=collate,
                       pin_memory=device.type == "cuda", worker_init_fn=_worker_init, **extra)
+
+
+def _keyed_loader(config: TrainConfig, dataset: FeedbackTrainingSet, feedback: FeedbackLoop,
+                  start: int, device: torch.device, context: DistributedContext) -> DataLoader:
+    """Loader whose batches (this process's share) come from the feedback batch sampler."""
+    # A shallow prefetch keeps the stitching decision close to the batch it was made for.
+    extra = ({"prefetch_factor": 1, "multiprocessing_context": "spawn"}
+             if config.workers else {})
+    sampler = feedback.batch_sampler(start, config.iterations, context.rank, context.world_size)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=config.workers,
+                      collate_fn=collate, pin_memory=device.type == "cuda",
+                      worker_init_fn=_worker_init, **extra)
 
 
 def _validation_config(config: TrainConfig) -> SyntheticConfig:
@@ -327,20 +396,32 @@ def _validation_config(config: TrainConfig) -> SyntheticConfig:
 class _MetricsLog:
     """Appends one CSV row per logged iteration (header written once)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, fields: tuple[str, ...] = METRIC_FIELDS):
         self.path = path
+        self.fields = fields
         if not path.exists():
             with path.open("w", newline="") as handle:
-                csv.writer(handle).writerow(METRIC_FIELDS)
+                csv.writer(handle).writerow(fields)
+            return
+        with path.open(newline="") as handle:
+            header = tuple(next(csv.reader(handle), ()))
+        if header != fields:
+            raise ValueError(f"{path}: columns {list(header)} differ from this run's "
+                             f"{list(fields)}; use a new output_dir for a changed config")
 
     def write(self, row: dict[str, float]) -> None:
-        """Append ``row`` (keys: METRIC_FIELDS)."""
+        """Append ``row`` (keys: the fields)."""
         with self.path.open("a", newline="") as handle:
-            csv.writer(handle).writerow([row[name] for name in METRIC_FIELDS])
+            csv.writer(handle).writerow([row[name] for name in self.fields])
 
 
-def _make_optimizer(model: MOS, config: TrainConfig):
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+def _make_optimizer(model: MOS, config: TrainConfig, criterion: torch.nn.Module | None = None):
+    learned = list(criterion.parameters()) if criterion is not None else []
+    # Learned loss weights get no weight decay: it would pull every scale towards 1.
+    parameters = ([{"params": list(model.parameters())},
+                   {"params": learned, "weight_decay": 0.0}] if learned
+                  else model.parameters())
+    optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     milestones = tuple(int(round(f * config.iterations)) for f in config.lr_steps)
     schedule = WarmupStepSchedule(config.warmup_iterations, config.warmup_factor,
@@ -348,15 +429,49 @@ def _make_optimizer(model: MOS, config: TrainConfig):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
 
+@dataclass
+class _Session:
+    """The parts of a running training, handed to the loop."""
+
+    config: TrainConfig
+    model: MOS
+    net: torch.nn.Module
+    criterion: MultiTaskLoss
+    optimizer: Any
+    scheduler: Any
+    device: torch.device
+    output_dir: Path
+    context: DistributedContext
+    metrics: _MetricsLog | None
+    feedback: FeedbackLoop | None
+
+    def save(self, iteration: int) -> None:
+        """Write the state file of ``iteration`` (rank 0 only)."""
+        if not self.context.is_main:
+            return
+        extra: dict[str, Any] = {}
+        if any(True for _ in self.criterion.parameters()):
+            extra["criterion"] = self.criterion.state_dict()
+        if self.feedback is not None:
+            extra["feedback"] = self.feedback.state_dict()
+        save_state(self.output_dir / f"state_{iteration:08d}.pt", iteration, self.model,
+                   self.optimizer, self.scheduler, self.config, extra)
+
+
 def train(config: TrainConfig, resume: str | Path | None = None) -> Path:
     """Train, write state files, metrics and the final model; returns the final model path.
 
     ``resume`` is a state file, or ``"latest"`` for the newest one in the output folder
-    (a fresh start when there is none).
+    (a fresh start when there is none). Under ``torchrun`` every process calls this; rank 0
+    writes the files.
     """
     output_dir = Path(config.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    device = choose_device(config.device)
+    context = DistributedContext.from_environment()
+    device = context.device(choose_device(config.device))
+    context.start(device)
+    if context.is_main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    context.barrier()
     if config.torch_threads > 0:
         torch.set_num_threads(config.torch_threads)
     torch.manual_seed(config.seed)
@@ -366,83 +481,118 @@ def train(config: TrainConfig, resume: str | Path | None = None) -> Path:
     model = build_model(config.variant).to(device)
     if config.backbone_weights:
         load_backbone_weights(model, config.backbone_weights)
-    criterion = MultiTaskLoss(model.meta.pose_bins, config.loss).to(device)
-    optimizer, scheduler = _make_optimizer(model, config)
+    model = context.prepare_model(model, device)
+    normaliser = context.count_normaliser()
+    criterion = MultiTaskLoss(model.meta.pose_bins, config.loss,
+                              **({"count_normaliser": normaliser} if normaliser else {}))
+    criterion = criterion.to(device)
+    optimizer, scheduler = _make_optimizer(model, config, criterion)
+    keyed = config.feedback.enabled or context.enabled
+    dataset_type = FeedbackTrainingSet if keyed else FaceTrainingSet
+    dataset = dataset_type(_training_source(config, output_dir, context), config.sample,
+                           config.seed, model.meta.priors, model.meta.pose_bins)
+    feedback = FeedbackLoop(config.feedback, dataset, config.batch_size, config.seed) \
+        if keyed else None
     start = 0
     state_path = latest_state(output_dir) if resume == "latest" else resume
     if state_path is not None:
-        start = _restore(Path(state_path), model, optimizer, scheduler)
+        start = _restore(Path(state_path), model, optimizer, scheduler, criterion, feedback)
 
-    dataset = FaceTrainingSet(_training_source(config, output_dir), config.sample, config.seed,
-                              model.meta.priors, model.meta.pose_bins)
-    metrics = _MetricsLog(output_dir / METRICS_FILE)
+    metrics = (_MetricsLog(output_dir / METRICS_FILE, config.metric_fields)
+               if context.is_main else None)
     LOG.info("training %s on %s: iterations %d..%d, batch %d, input %d", config.variant,
              device, start, config.iterations, config.batch_size, config.input_size)
-    iteration = _run_iterations(config, model, criterion, optimizer, scheduler,
-                                _loader(config, dataset, start, device), start, device,
-                                metrics, output_dir)
-    return _finish(config, model, iteration, device, output_dir)
+    loader = (_keyed_loader(config, dataset, feedback, start, device, context) if keyed
+              else _loader(config, dataset, start, device))
+    session = _Session(config, model, context.wrap(model, device), criterion, optimizer,
+                       scheduler, device, output_dir, context, metrics,
+                       feedback if config.feedback.enabled else None)
+    iteration = _run_iterations(session, loader, start)
+    path = output_dir / FINAL_MODEL
+    if context.is_main:
+        path = _finish(config, model, iteration, device, output_dir)
+    context.stop()
+    return path
 
 
-def _train_step(config, model, criterion, optimizer, scheduler, batch, device):
+def _train_step(session: _Session, batch):
+    config, device = session.config, session.device
     images, targets = batch
-    inputs = images_to_input(images.to(device, non_blocking=True), model.meta.input_mean)
+    inputs = images_to_input(images.to(device, non_blocking=True), session.model.meta.input_mean)
     targets = targets_to_device(targets, device)
     with _amp_context(device, config.amp):
-        outputs = model(inputs)
-    parts = criterion(outputs, targets)
-    optimizer.zero_grad(set_to_none=True)
+        outputs = session.net(inputs)
+    parts = session.criterion(outputs, targets)
+    session.optimizer.zero_grad(set_to_none=True)
     parts.total.backward()
+    session.context.average_gradients(session.criterion)
     if config.grad_clip_norm > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip_norm)
-    optimizer.step()
-    scheduler.step()
+        torch.nn.utils.clip_grad_norm_(session.model.parameters(), config.grad_clip_norm)
+    session.optimizer.step()
+    session.scheduler.step()
+    if session.feedback is not None:
+        session.feedback.after_step(outputs[0], targets, session.context.sum_tensor)
     return parts
 
 
-def _run_iterations(config, model, criterion, optimizer, scheduler, loader, start, device,
-                    metrics, output_dir) -> int:
-    model.train()
+def _log_row(session: _Session, iteration: int, parts, seconds: float) -> None:
+    """Average the step's values over processes, check them, write and log them."""
+    config = session.config
+    values = {**parts.as_floats(), **{k: float(v) for k, v in parts.extras.items()}}
+    values = session.context.mean_floats(values)
+    if not np.isfinite(values["total"]):
+        raise FloatingPointError(f"loss became {values['total']} at iteration "
+                                 f"{iteration}; lower lr or raise warmup_iterations")
+    if session.feedback is not None:
+        values.update(session.feedback.log_values())
+    row = {"iteration": iteration, "lr": session.optimizer.param_groups[0]["lr"], **values,
+           "seconds_per_iteration": seconds,
+           "images_per_second": config.batch_size / max(seconds, 1e-9)}
+    if session.metrics is None:
+        return
+    session.metrics.write(row)
+    LOG.info("it %d lr %.2e loss %.4f (cls %.4f box %.4f pts %.4f pose %.4f) "
+             "%.3f s/it", iteration, row["lr"], values["total"], values["cls"],
+             values["box"], values["landmarks"], values["pose"], seconds)
+
+
+def _run_iterations(session: _Session, loader, start: int) -> int:
+    config, context = session.config, session.context
+    session.net.train()
     iteration = start
     began = last_log = time.perf_counter()
     deadline = began + config.max_minutes * 60 if config.max_minutes > 0 else float("inf")
     last = config.iterations
     fit_mark = (start, began)
     for batch in loader:
-        parts = _train_step(config, model, criterion, optimizer, scheduler, batch, device)
+        parts = _train_step(session, batch)
         iteration += 1
         if (iteration - start) % TIME_FIT_ITERATIONS == 0 and config.max_minutes > 0:
-            last = _fit_schedule_to_time(config, scheduler, iteration, fit_mark, deadline)
+            last = context.broadcast_int(_fit_schedule_to_time(
+                config, session.scheduler, iteration, fit_mark, deadline))
+            session.scheduler.lr_lambdas[0].fit_to(last, config.lr_steps)
             fit_mark = (iteration, time.perf_counter())
+        if session.feedback is not None and session.feedback.epoch_due(iteration):
+            session.feedback.after_epoch(session.model, session.device,
+                                         iteration // session.feedback.epoch_iterations,
+                                         context.rank, context.world_size, context.sum_tensor)
         if iteration % config.log_every == 0 or iteration == config.iterations:
             now = time.perf_counter()
             steps = iteration - start if last_log == began else config.log_every
             seconds = (now - last_log) / max(steps, 1)
             last_log = now
-            values = parts.as_floats()
-            if not np.isfinite(values["total"]):
-                raise FloatingPointError(f"loss became {values['total']} at iteration "
-                                         f"{iteration}; lower lr or raise warmup_iterations")
-            row = {"iteration": iteration, "lr": optimizer.param_groups[0]["lr"], **values,
-                   "seconds_per_iteration": seconds,
-                   "images_per_second": config.batch_size / max(seconds, 1e-9)}
-            metrics.write(row)
-            LOG.info("it %d lr %.2e loss %.4f (cls %.4f box %.4f pts %.4f pose %.4f) "
-                     "%.3f s/it", iteration, row["lr"], values["total"], values["cls"],
-                     values["box"], values["landmarks"], values["pose"], seconds)
+            _log_row(session, iteration, parts, seconds)
         if iteration % config.checkpoint_every == 0 or iteration == config.iterations:
-            save_state(output_dir / f"state_{iteration:08d}.pt", iteration, model, optimizer,
-                       scheduler, config)
+            session.save(iteration)
         if iteration >= last:
             if last < config.iterations:
-                save_state(output_dir / f"state_{iteration:08d}.pt", iteration, model,
-                           optimizer, scheduler, config)
+                session.save(iteration)
             break
-        if time.perf_counter() > deadline:
+        out_of_time = time.perf_counter() > deadline
+        if config.max_minutes > 0 and context.broadcast_int(int(out_of_time)):
             LOG.warning("max_minutes %.1f reached at iteration %d; stopping early",
                         config.max_minutes, iteration)
-            save_state(output_dir / f"state_{iteration:08d}.pt", iteration, model, optimizer,
-                       scheduler, config)
+            session.save(iteration)
             break
     return iteration
 

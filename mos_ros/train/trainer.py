@@ -22,6 +22,7 @@ import importlib.resources
 import json
 import logging
 import random
+import sys
 import time
 import typing
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 import yaml
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from mos_ros.model import build_model, save_checkpoint
 from mos_ros.model.mos import MOS
@@ -564,9 +566,13 @@ def _run_iterations(session: _Session, loader, start: int) -> int:
     deadline = began + config.max_minutes * 60 if config.max_minutes > 0 else float("inf")
     last = config.iterations
     fit_mark = (start, began)
+    # A live progress bar on a terminal (rank 0 only); logs and metrics.csv record the rest.
+    progress = tqdm(total=config.iterations, initial=start, unit="it", dynamic_ncols=True,
+                    disable=context.rank != 0 or not sys.stderr.isatty())
     for batch in loader:
         parts = _train_step(session, batch)
         iteration += 1
+        progress.update(1)
         if (iteration - start) % TIME_FIT_ITERATIONS == 0 and config.max_minutes > 0:
             last = context.broadcast_int(_fit_schedule_to_time(
                 config, session.scheduler, iteration, fit_mark, deadline))
@@ -594,6 +600,7 @@ def _run_iterations(session: _Session, loader, start: int) -> int:
                         config.max_minutes, iteration)
             session.save(iteration)
             break
+    progress.close()
     return iteration
 
 

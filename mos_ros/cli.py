@@ -37,21 +37,21 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=None,
                         help="torch | onnxruntime | ncnn (default: from the model's suffix)")
     parser.add_argument("--device", default=None,
-                        help="torch: cpu|cuda|auto; onnxruntime: provider list, e.g. cuda,cpu")
+                        help="cpu, cuda, cuda:N, auto (torch); providers, e.g. tensorrt,cuda,cpu "
+                             "(onnxruntime); vulkan (ncnn)")
     parser.add_argument("--threads", type=int, default=None, help="inference threads")
 
 
 def _open_detector(args: argparse.Namespace, **settings):
+    from mos_ros.backends import device_options
     from mos_ros.core.postprocess import DecodeSettings
-    from mos_ros.detector import FaceDetector
+    from mos_ros.detector import FaceDetector, backend_for_path
     from mos_ros.resources import default_model_path
 
     model = args.model or default_model_path()
-    options = {"threads": args.threads} if args.threads else {}
-    if args.device:
-        key = "providers" if str(model).endswith(".onnx") else "device"
-        options[key] = args.device.split(",") if key == "providers" else args.device
-    return FaceDetector.open(model, args.backend, options, settings=DecodeSettings(**settings),
+    backend = args.backend or backend_for_path(model)
+    options = device_options(backend, args.device or "", args.threads)
+    return FaceDetector.open(model, backend, options, settings=DecodeSettings(**settings),
                              input_size=getattr(args, "input_size", 640))
 
 

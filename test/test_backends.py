@@ -272,3 +272,13 @@ def test_damaged_ncnn_directory_names_the_file(ncnn_copy, damage, culprit):
     damage(ncnn_copy)
     with pytest.raises(ModelFileError, match=f"{re.escape(str(ncnn_copy))}.*{re.escape(culprit)}"):
         open_backend("ncnn", ncnn_copy)
+
+
+def test_one_device_string_names_the_device_of_every_backend():
+    from mos_ros.backends import device_options
+
+    assert device_options("torch", "cuda:1", 2) == {"device": "cuda:1", "threads": 2}
+    assert device_options("onnxruntime", "tensorrt, cuda,cpu") == {
+        "providers": ["tensorrt", "cuda", "cpu"]}
+    assert device_options("ncnn", "vulkan") == {"use_vulkan": True}
+    assert device_options("onnxruntime", "", 0) == {}

@@ -136,3 +136,9 @@ def test_decode_refuses_outputs_that_do_not_match_the_input_size():
 def test_invalid_settings_name_the_field():
     with pytest.raises(ValueError, match="nms_threshold must be in"):
         DecodeSettings(nms_threshold=0.0)
+
+
+def test_proposed_settings_are_judged_without_being_made():
+    assert DecodeSettings.problems_for(score_threshold=0.3) == []
+    assert DecodeSettings.problems_for(score_threshold=3, top_k=0) == [
+        "score_threshold must be in [0, 1] (got 3)", "top_k must be at least 1 (got 0)"]

@@ -104,6 +104,29 @@ def _check_options(name: str, cls: type, model_path: Path, options: dict) -> Non
             f"it accepts: {', '.join(accepted) or 'none'}") from None
 
 
+#: How each backend reads a generic device string ("cpu", "cuda", "cuda:1", "tensorrt",
+#: "vulkan", or an onnxruntime provider list such as "tensorrt,cuda,cpu").
+_DEVICE_OPTIONS: dict[str, Callable[[str], dict]] = {
+    "torch": lambda device: {"device": device},
+    "onnxruntime": lambda device: {"providers": [p.strip() for p in device.split(",")]},
+    "ncnn": lambda device: {"use_vulkan": device.lower() == "vulkan"},
+}
+
+
+def device_options(name: str, device: str = "", threads: int | None = None) -> dict:
+    """Constructor options of backend ``name`` for a device string and a thread count.
+
+    Lets a command line or a ROS parameter name the device the same way for every backend;
+    empty ``device`` and ``threads`` of None or 0 keep the backend's defaults.
+    """
+    options: dict = {"threads": threads} if threads else {}
+    if device:
+        if name not in _DEVICE_OPTIONS:
+            raise ValueError(f"a device cannot be chosen for backend {name!r}")
+        options.update(_DEVICE_OPTIONS[name](device))
+    return options
+
+
 def open_backend(name: str, model_path: str | Path, **options) -> InferenceBackend:
     """Load ``model_path`` with the backend called ``name``, passing it ``options``.
 

@@ -6,6 +6,9 @@ is what a ROS parameter callback needs to reject a change with a reason.
 """
 from __future__ import annotations
 
+from dataclasses import MISSING, fields
+from typing import Any
+
 #: One rule: the field's name, whether its value obeys the rule, and the rule in words.
 Rule = tuple[str, bool, str]
 
@@ -21,6 +24,18 @@ class Validated:
         """Human-readable reasons why this configuration is invalid (empty when valid)."""
         return [f"{name} must be {rule} (got {getattr(self, name)})"
                 for name, ok, rule in self.rules() if not ok]
+
+    @classmethod
+    def problems_for(cls, **values: Any) -> list[str]:
+        """Why ``cls(**values)`` would be refused, without making it (empty when valid).
+
+        Fields not given take their defaults; used to validate proposed run-time changes.
+        """
+        candidate = object.__new__(cls)
+        for field in fields(cls):
+            default = field.default_factory() if field.default is MISSING else field.default
+            object.__setattr__(candidate, field.name, values.get(field.name, default))
+        return candidate.problems()
 
     def __post_init__(self) -> None:
         """Reject values that make no sense, naming every offending field."""

@@ -18,6 +18,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
+from mos_ros.backends import device_options
 from mos_ros.core.draw import draw_faces
 from mos_ros.core.errors import ImageError
 from mos_ros.core.markers import head_axis_arrows, intrinsics_from_hfov, intrinsics_from_k
@@ -67,7 +68,7 @@ class DetectorNode(LifecycleNode):
         try:
             self.model = v["model_path"] or str(default_model_path())
             backend = v["backend"] or backend_for_path(self.model)
-            options = params.backend_options(backend, v["device"], v["threads"])
+            options = device_options(backend, v["device"], v["threads"])
             self.detector = FaceDetector.open(self.model, backend, options,
                                               settings=params.decode_settings(v),
                                               input_size=v["input_size"])

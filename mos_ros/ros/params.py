@@ -118,33 +118,5 @@ def problems(changes: list[Parameter], current: dict[str, Any]) -> list[str]:
     reasons = []
     if merged["input"] not in INPUT_KINDS:
         reasons.append(f"input must be one of {', '.join(INPUT_KINDS)} (got {merged['input']})")
-    try:
-        decode_settings(merged)
-    except ValueError:
-        reasons += _unchecked(merged).problems()
+    reasons += DecodeSettings.problems_for(**{name: merged[name] for name in DECODE_NAMES})
     return reasons
-
-
-def _unchecked(merged: dict[str, Any]) -> DecodeSettings:
-    """A DecodeSettings holding possibly invalid values, only to ask for its problems()."""
-    settings = object.__new__(DecodeSettings)
-    for name in DECODE_NAMES:
-        object.__setattr__(settings, name, merged[name])
-    return settings
-
-
-def backend_options(backend: str, device: str, threads: int) -> dict[str, Any]:
-    """Constructor options for ``backend`` from the ``device`` and ``threads`` parameters."""
-    options: dict[str, Any] = {}
-    if threads > 0:
-        options["threads"] = threads
-    if device:
-        if backend == "torch":
-            options["device"] = device
-        elif backend == "onnxruntime":
-            options["providers"] = [device, "cpu"] if device.lower() != "cpu" else ["cpu"]
-        elif backend == "ncnn":
-            options["use_vulkan"] = device.lower() == "vulkan"
-        else:
-            raise ValueError(f"device cannot be set for backend {backend!r}")
-    return options

@@ -6,7 +6,6 @@ reject a value are those configurations' ``problems()``, reported under the para
 """
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
 
 from rclpy.node import Node
@@ -107,16 +106,7 @@ def problems(changes: list[Parameter], current: dict[str, Any]) -> list[str]:
         reasons.append(f"input must be one of {', '.join(INPUT_KINDS)} (got {merged['input']})")
     names = {(group, field): spec.name for spec, group, field in TABLE}
     for group, settings in _by_group(merged).items():
-        for reason in _unchecked(CONFIGS[group], settings).problems():
+        for reason in CONFIGS[group].problems_for(**settings):
             field = reason.split(" ", 1)[0]
             reasons.append(reason.replace(field, names.get((group, field), field), 1))
     return reasons
-
-
-def _unchecked(cls: type, settings: dict[str, Any]) -> Any:
-    """A ``cls`` holding possibly invalid values (defaults elsewhere), only for problems()."""
-    config = object.__new__(cls)
-    for field in fields(cls):
-        value = settings[field.name] if field.name in settings else field.default
-        object.__setattr__(config, field.name, value)
-    return config

@@ -20,7 +20,7 @@ SPIN_STEP_S = 0.02
 
 def random_model(directory: str | Path, variant: str = RANDOM_MODEL_VARIANT,
                  seed: int = RANDOM_MODEL_SEED) -> Path:
-    """A random-weights model in ``directory`` (ONNX where export works, else a checkpoint).
+    """A random-weights model in ``directory``, exported to ONNX beside its checkpoint.
 
     Reused when already there, so one test session builds it once.
     """
@@ -38,10 +38,8 @@ def random_model(directory: str | Path, variant: str = RANDOM_MODEL_VARIANT,
         torch.manual_seed(seed)
         model = build_model(variant).eval()
         save_checkpoint(checkpoint, model, model.meta)
-    try:
-        from mos_ros.export import export_onnx
-    except ImportError:
-        return checkpoint
+    from mos_ros.export import export_onnx
+
     return export_onnx(checkpoint, onnx_path)
 
 

@@ -155,8 +155,11 @@ class MultiTaskLoss(nn.Module):
                                                         dtype=torch.float32))
 
     def forward(self, outputs: tuple[Tensor, ...], targets: dict[str, Tensor]) -> LossParts:
-        """``outputs`` as the network returns them; ``targets`` as the data loader stacks them."""
-        loc, conf, landms, *pose_logits = (o.float() for o in outputs)
+        """``outputs`` as the network returns them; ``targets`` as the data loader stacks them.
+
+        Computed in the criterion's precision: float32 under AMP, float64 for a reference.
+        """
+        loc, conf, landms, *pose_logits = (o.to(self.centres.dtype) for o in outputs)
         labels = targets["labels"]
         positive = labels > 0
         num_pos = self.count_normaliser(positive.sum())

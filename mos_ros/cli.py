@@ -1,4 +1,4 @@
-"""The mos command line: detect, export, bench, eval, train, demo.
+"""The mos command line: detect, export, bench, eval, train, data, demo.
 
 Each subcommand is a (configure, run) pair in :data:`COMMANDS`; heavy libraries are imported
 only by the command that needs them.
@@ -119,6 +119,12 @@ def _run_train(args: argparse.Namespace) -> int:
     return train_main(["train", *args.rest])
 
 
+def _run_data(args: argparse.Namespace) -> int:
+    from mos_ros.data.__main__ import main as data_main
+
+    return data_main(args.rest)
+
+
 def _configure_demo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=Path, default=None,
                         help="image folder or video played as the camera (default: bundled)")
@@ -161,6 +167,8 @@ COMMANDS: dict[str, Command] = {
                     _run_eval),
     "train": Command("train a model: mos train CONFIG [--resume latest]",
                      _configure_passthrough, _run_train),
+    "data": Command("real photos for the data engine: mos data fetch | sources",
+                    _configure_passthrough, _run_data),
     "demo": Command("ROS 2 demo: bundled images as a camera -> mos_detector -> face_selector",
                     _configure_demo, _run_demo),
 }

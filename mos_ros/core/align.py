@@ -84,17 +84,20 @@ def _degeneracy(points: np.ndarray) -> str | None:
     return None
 
 
-def similarity_transform(src_points: np.ndarray, dst_points: np.ndarray) -> np.ndarray:
-    """Least-squares similarity (2x3) mapping ``src_points`` onto ``dst_points``.
+def fit_similarity(src_points: np.ndarray, dst_points: np.ndarray
+                   ) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares ``dst ~ scale * R @ src + t`` for (N, D) point sets: scale, R (D x D), t.
 
-    Umeyama's closed form restricted to proper rotations, so a mirrored point set is fitted by
-    the best rotation rather than a reflection. Raises ``ValueError`` for unusable points.
+    Umeyama's closed form (IEEE TPAMI 1991) restricted to proper rotations (det R = +1), so a
+    mirrored point set is fitted by the best rotation rather than a reflection. Used for 2-D
+    landmark alignment and for fitting the 3-D face mesh. Raises ``ValueError`` for unusable
+    points.
     """
     src = np.asarray(src_points, dtype=np.float64)
     dst = np.asarray(dst_points, dtype=np.float64)
-    if src.ndim != 2 or src.shape[1] != 2 or src.shape != dst.shape:
-        raise ValueError(f"need two (N, 2) point sets of equal shape, got {src.shape} "
-                         f"and {dst.shape}")
+    if src.ndim != 2 or src.shape != dst.shape or len(src) < src.shape[1]:
+        raise ValueError(f"need two (N, D) point sets of equal shape with N >= D, got "
+                         f"{src.shape} and {dst.shape}")
     if not (np.all(np.isfinite(src)) and np.all(np.isfinite(dst))):
         raise ValueError("points contain NaN or inf")
     src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
@@ -103,12 +106,24 @@ def similarity_transform(src_points: np.ndarray, dst_points: np.ndarray) -> np.n
     if src_variance < MIN_LANDMARK_SPREAD_PX ** 2:
         raise ValueError("source points are (nearly) identical; no scale or rotation defined")
     u, singular, vt = np.linalg.svd(dst_c.T @ src_c / len(src))
-    signs = np.array([1.0, 1.0 if np.linalg.det(u @ vt) > 0 else -1.0])
+    signs = np.ones(src.shape[1])
+    signs[-1] = 1.0 if np.linalg.det(u @ vt) > 0 else -1.0
     rotation = u @ np.diag(signs) @ vt
     scale = float(np.sum(singular * signs)) / src_variance
+    return scale, rotation, dst_mean - scale * rotation @ src_mean
+
+
+def similarity_transform(src_points: np.ndarray, dst_points: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (2x3) mapping (N, 2) ``src_points`` onto ``dst_points``
+    (:func:`fit_similarity` in matrix form). Raises ``ValueError`` for unusable points."""
+    src = np.asarray(src_points, dtype=np.float64)
+    if src.ndim != 2 or src.shape[1] != 2:
+        raise ValueError(f"need two (N, 2) point sets of equal shape, got {src.shape} "
+                         f"and {np.shape(dst_points)}")
+    scale, rotation, translation = fit_similarity(src, dst_points)
     matrix = np.empty((2, 3), dtype=np.float64)
     matrix[:, :2] = scale * rotation
-    matrix[:, 2] = dst_mean - matrix[:, :2] @ src_mean
+    matrix[:, 2] = translation
     return matrix
 
 

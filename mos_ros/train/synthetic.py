@@ -518,6 +518,20 @@ def _place_face(rng: np.random.Generator, config: SyntheticConfig, geometry: Fac
     return None
 
 
+def draw_procedural_face(image: np.ndarray, rng: np.random.Generator, config: SyntheticConfig,
+                         pose: tuple[float, float, float], face_px: float,
+                         centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Draw one procedural face (in place) with its box of long side ``face_px`` centred at
+    ``centre``; returns its box (4,) and landmarks (5, 2) in image pixels."""
+    geometry = pose_face(*pose, float(rng.uniform(*config.distance_range)))
+    look = _random_look(rng, config)
+    scale = face_px / geometry.box_side
+    offset = (np.asarray(centre, np.float32)
+              - (geometry.box[:2] + geometry.box[2:]) / 2 * scale).astype(np.float32)
+    _draw_face_patch(image, geometry, look, _albedo(rng, look), scale, offset)
+    return geometry.box * scale + np.tile(offset, 2), geometry.landmarks * scale + offset
+
+
 def compose_scene(rng: np.random.Generator, config: SyntheticConfig) -> Scene:
     """Render background and faces, then the photometric augmentation; all from ``rng``.
 

@@ -97,6 +97,9 @@ class TrainConfig:
     seed: int = 0
     output_dir: str = "out/train_synth"
     backbone_weights: str | None = None
+    #: Parameter-name prefixes that keep their (pre-trained) values, e.g. ``body.features.0``;
+    #: their batch norms keep the pre-trained statistics too.
+    frozen_layers: tuple[str, ...] = ()
     checkpoint_every: int = 1000
     log_every: int = 20
     amp: bool = True
@@ -254,6 +257,30 @@ def load_backbone_weights(model: MOS, path: str | Path) -> None:
         raise ValueError(f"{path}: no tensor matches the {model.config.backbone} backbone")
     model.body.load_state_dict(usable, strict=False)
     LOG.info("backbone weights %s: loaded %d of %d backbone tensors", path, len(usable), len(own))
+
+
+def _keep_statistics(module: torch.nn.Module, _inputs) -> None:
+    module.training = False
+
+
+def freeze_layers(model: torch.nn.Module, prefixes: tuple[str, ...]) -> None:
+    """Stop training every parameter under ``prefixes``; their batch norms always normalise
+    with the stored statistics (a small batch must not overwrite ImageNet statistics)."""
+    if not prefixes:
+        return
+    modules = dict(model.named_modules())
+    unknown = [p for p in prefixes if p not in modules]
+    if unknown:
+        raise ValueError(f"frozen_layers names no module of the model: {unknown}")
+    frozen = 0
+    for prefix in prefixes:
+        for parameter in modules[prefix].parameters():
+            parameter.requires_grad_(False)
+            frozen += parameter.numel()
+        for module in modules[prefix].modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.register_forward_pre_hook(_keep_statistics)
+    LOG.info("frozen layers %s: %d parameters", ", ".join(prefixes), frozen)
 
 
 def _amp_context(device: torch.device, enabled: bool):
@@ -483,6 +510,7 @@ def train(config: TrainConfig, resume: str | Path | None = None) -> Path:
     model = build_model(config.variant).to(device)
     if config.backbone_weights:
         load_backbone_weights(model, config.backbone_weights)
+    freeze_layers(model, config.frozen_layers)
     model = context.prepare_model(model, device)
     normaliser = context.count_normaliser()
     criterion = MultiTaskLoss(model.meta.pose_bins, config.loss,

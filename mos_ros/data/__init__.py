@@ -1,0 +1,1 @@
+"""The data engine: real photos from registry packages, and the scenes and labels made of them."""

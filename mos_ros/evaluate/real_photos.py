@@ -1,0 +1,580 @@
+"""``mos eval real``: our model and the teachers on real photos that were never trained on.
+
+The default model trains on scenes built from a few real ``train`` photos; this evaluation
+measures it on the ``heldout`` photos of :mod:`mos_ros.data.sources`, side by side with the
+teacher detectors that labelled its training data.
+
+Ground truth (:func:`held_out_set`)
+    Each held-out photo at scale 1, 0.5 and 0.25 (``cv2.INTER_AREA``), so faces under 40 px
+    exist, plus one mosaic of the 20 held-out LFW faces and 20 held-out LFW non-faces at their
+    native 25 px on grey. Photo faces are the :func:`~mos_ros.data.teachers.consensus` of
+    yuface, centerface and blazeface (at least 2 votes; box, landmarks and pose from the
+    FaceMesh fit) computed ONCE on the full-resolution photo and scaled to each size. That is
+    the more truthful choice, checked on these photos: where consensus also finds a face on
+    the downscaled image, both labels agree (box IoU >= 0.91, pose within ~3 deg, landmarks
+    within 2.5 % of the face size), but on the downscaled images the teachers lose real faces
+    (basketball's profile face at 0.5, every basketball and messi face at 0.25), which would
+    vanish from the truth and turn correct detections into false positives. Mosaic faces are
+    labelled by :func:`~mos_ros.data.bank.tiny_faces` (FaceMesh on the upsampled crop, as for
+    training crops); a face crop it cannot fit is left out of the mosaic, non-face crops carry
+    no label. The labels are cached as JSON under the data root, since teachers are slow.
+
+Scoring (:func:`score_detections`)
+    A detection matches a ground-truth face at IoU >= 0.5, greedily by score, one to one.
+    Recall is split by the ground-truth box's long side (>= 40 px, < 40 px). A false positive
+    is an unmatched detection, except one overlapping a still UNMATCHED ground-truth face at
+    IoU >= 0.3: that is a badly placed box on a face already counted as a miss, and is not
+    counted twice. So a duplicate on a face that was matched counts as one false positive.
+    Landmark NME is the mean point error over sqrt(w*h) of the ground-truth box
+    (:mod:`.landmarks`); yaw/pitch/roll MAE follow :mod:`.pose`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mos_ros.core.errors import MosError
+from mos_ros.core.nms import iou_matrix
+from mos_ros.evaluate.landmarks import face_sizes, point_errors
+from mos_ros.evaluate.pose import ANGLES, evaluate_pose
+from mos_ros.evaluate.widerface_io import EvaluationDataError
+
+log = logging.getLogger(__name__)
+
+#: Scales of each held-out photo (1 = as shipped).
+SCALES: tuple[float, ...] = (1.0, 0.5, 0.25)
+#: Teachers whose consensus is the photo ground truth, and the votes a face needs.
+TRUTH_TEACHERS: tuple[str, ...] = ("yuface", "centerface", "blazeface")
+TRUTH_MIN_VOTES = 2
+#: Ground-truth boxes with a long side under this (px) count in the small-face recall.
+SMALL_FACE_PX = 40.0
+#: IoU for a detection to match a face; IoU with a missed face that excuses a false positive.
+MATCH_IOU = 0.5
+MISPLACED_IOU = 0.3
+#: The ground-truth cache, relative to the data root; bump the version when labels change.
+TRUTH_FILE = "heldout_truth.json"
+TRUTH_VERSION = 1
+#: The LFW mosaic: its name, grey level, crops per row and the gap around each crop (px).
+MOSAIC_NAME = "lfw_heldout_mosaic"
+MOSAIC_GREY = 128
+MOSAIC_COLUMNS = 10
+MOSAIC_GAP = 25
+#: Our model's network input: each image at its own size (as ``mos eval widerface`` does), so
+#: the downscaled photos really show it small faces; the detector's default (long side 640)
+#: would enlarge a 0.25-scale photo 2-5 times. The teachers never enlarge an image either.
+MOS_INPUT_SIZE = None
+#: Drawn images with a shorter long side are enlarged (nearest neighbour) to at least this.
+DRAW_MIN_SIDE = 900
+
+
+class RealPhotoError(MosError, RuntimeError):
+    """The real-photo evaluation cannot run: a contestant or a cache is unusable."""
+
+
+# --------------------------------------------------------------------------------------------
+# What is compared
+
+
+@dataclass(frozen=True)
+class TruthFace:
+    """A ground-truth face in image pixels; ``landmarks`` (5, 2) and ``pose`` (yaw, pitch,
+    roll degrees) are None where the labeller gave none."""
+
+    box: np.ndarray
+    landmarks: np.ndarray | None = None
+    pose: tuple[float, float, float] | None = None
+
+    @property
+    def long_side(self) -> float:
+        """The box's longer side in pixels: what decides the small-face column."""
+        return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
+
+    def scaled(self, factor: float) -> TruthFace:
+        """The same face in an image resized by ``factor`` (pose does not change)."""
+        points = None if self.landmarks is None else self.landmarks * factor
+        return TruthFace(self.box * factor, points, self.pose)
+
+    def moved(self, offset: Sequence[float]) -> TruthFace:
+        """The same face shifted by ``offset`` (x, y) pixels."""
+        shift = np.asarray(offset, np.float64)
+        points = None if self.landmarks is None else self.landmarks + shift
+        return TruthFace(self.box + np.tile(shift, 2), points, self.pose)
+
+    def to_dict(self) -> dict:
+        """JSON-able form (pixels, degrees; None where absent)."""
+        return {"box": [float(v) for v in self.box],
+                "landmarks": None if self.landmarks is None else self.landmarks.tolist(),
+                "pose": None if self.pose is None else [float(v) for v in self.pose]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> TruthFace:
+        """Inverse of :meth:`to_dict`."""
+        points = data.get("landmarks")
+        pose = data.get("pose")
+        return cls(np.asarray(data["box"], np.float64).reshape(4),
+                   None if points is None else np.asarray(points, np.float64).reshape(5, 2),
+                   None if pose is None else tuple(float(v) for v in pose))
+
+
+@dataclass(frozen=True)
+class HeldOutImage:
+    """One evaluation image (BGR uint8) and its ground-truth faces."""
+
+    name: str
+    image: np.ndarray = field(repr=False)
+    faces: tuple[TruthFace, ...]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One contestant's face in the project's box convention; landmarks and pose are None
+    where the contestant gives none."""
+
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray | None = None
+    pose: tuple[float, float, float] | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring
+
+
+@dataclass(frozen=True)
+class Score:
+    """Counts and per-face errors of one contestant on some images; scores add up."""
+
+    images: int = 0
+    large_faces: int = 0
+    large_found: int = 0
+    small_faces: int = 0
+    small_found: int = 0
+    false_positives: int = 0
+    #: Per matched face with landmarks on both sides: mean point error / sqrt(w*h).
+    nme: tuple[float, ...] = ()
+    #: Per matched face with a pose on both sides: (predicted, true) yaw, pitch, roll.
+    poses: tuple[tuple[tuple[float, ...], tuple[float, ...]], ...] = ()
+
+    def __add__(self, other: Score) -> Score:
+        return Score(self.images + other.images, self.large_faces + other.large_faces,
+                     self.large_found + other.large_found, self.small_faces + other.small_faces,
+                     self.small_found + other.small_found,
+                     self.false_positives + other.false_positives, self.nme + other.nme,
+                     self.poses + other.poses)
+
+    @property
+    def recall_large(self) -> float | None:
+        """Found / faces with a long side >= SMALL_FACE_PX; None without such faces."""
+        return self.large_found / self.large_faces if self.large_faces else None
+
+    @property
+    def recall_small(self) -> float | None:
+        """Found / faces with a long side < SMALL_FACE_PX; None without such faces."""
+        return self.small_found / self.small_faces if self.small_faces else None
+
+    @property
+    def fp_per_image(self) -> float | None:
+        """False positives per image; None for no image."""
+        return self.false_positives / self.images if self.images else None
+
+    @property
+    def mean_nme(self) -> float | None:
+        """Mean landmark NME over the matched faces; None when none had landmarks."""
+        return float(np.mean(self.nme)) if self.nme else None
+
+    def pose_mae(self) -> dict[str, float] | None:
+        """Yaw/pitch/roll (and mean) MAE in degrees by :func:`evaluate_pose`; None if none."""
+        if not self.poses:
+            return None
+        predicted, truth = (np.array([pair[i] for pair in self.poses]) for i in (0, 1))
+        try:
+            return evaluate_pose(predicted, truth).mae
+        except EvaluationDataError:  # every true angle beyond the Hopenet limit
+            return None
+
+    def to_dict(self) -> dict:
+        """JSON-able counts and summaries (None where a column has nothing to count)."""
+        return {"images": self.images, "large_faces": self.large_faces,
+                "large_found": self.large_found, "small_faces": self.small_faces,
+                "small_found": self.small_found, "false_positives": self.false_positives,
+                "recall_large": self.recall_large, "recall_small": self.recall_small,
+                "fp_per_image": self.fp_per_image, "nme": self.mean_nme,
+                "nme_faces": len(self.nme), "pose_mae_deg": self.pose_mae(),
+                "pose_faces": len(self.poses)}
+
+
+def greedy_matches(truth_boxes: np.ndarray, boxes: np.ndarray, scores: Sequence[float],
+                   iou: float = MATCH_IOU) -> dict[int, int]:
+    """Detection index -> ground-truth index: by falling score, each detection takes the
+    free ground-truth face it overlaps most, if that IoU is at least ``iou``."""
+    overlap = iou_matrix(boxes, truth_boxes)
+    free = np.ones(overlap.shape[1], bool)
+    matches: dict[int, int] = {}
+    for d in np.argsort(-np.asarray(scores, np.float64), kind="stable"):
+        candidates = np.where(free, overlap[d], -1.0)
+        if candidates.size and candidates.max() >= iou:
+            t = int(np.argmax(candidates))
+            matches[int(d)], free[t] = t, False
+    return matches
+
+
+def score_detections(truth: Sequence[TruthFace], detections: Sequence[Detection],
+                     match_iou: float = MATCH_IOU, misplaced_iou: float = MISPLACED_IOU,
+                     small_px: float = SMALL_FACE_PX) -> Score:
+    """Score one image's detections against its ground truth (rules: module docstring)."""
+    truth_boxes = np.reshape([f.box for f in truth], (-1, 4))
+    boxes = np.reshape([d.box for d in detections], (-1, 4))
+    matches = greedy_matches(truth_boxes, boxes, [d.score for d in detections], match_iou)
+    small = np.array([f.long_side < small_px for f in truth], bool)
+    found = np.zeros(len(truth), bool)
+    found[list(matches.values())] = True
+    missed = ~found
+    overlap = iou_matrix(boxes, truth_boxes)
+    false_positives = sum(
+        1 for d in range(len(detections))
+        if d not in matches and not (overlap[d, missed] >= misplaced_iou).any())
+    pairs = [(detections[d], truth[t]) for d, t in matches.items()]
+    return Score(images=1, large_faces=int((~small).sum()),
+                 large_found=int((found & ~small).sum()), small_faces=int(small.sum()),
+                 small_found=int((found & small).sum()), false_positives=false_positives,
+                 nme=tuple(_nme(d, t) for d, t in pairs
+                           if d.landmarks is not None and t.landmarks is not None),
+                 poses=tuple((tuple(map(float, d.pose)), tuple(map(float, t.pose)))
+                             for d, t in pairs if d.pose is not None and t.pose is not None))
+
+
+def _nme(detection: Detection, truth: TruthFace) -> float:
+    """Mean landmark error of one face over sqrt(w*h) of its ground-truth box."""
+    sizes = face_sizes(truth.box[None], 1)
+    return float(point_errors(np.asarray(detection.landmarks, np.float64)[None],
+                              np.asarray(truth.landmarks, np.float64)[None], sizes).mean())
+
+
+# --------------------------------------------------------------------------------------------
+# The held-out set and its cached ground truth
+
+
+def held_out_set(root: Path | str | None = None,
+                 truth_path: Path | str | None = None) -> list[HeldOutImage]:
+    """Held-out photos at :data:`SCALES` and the LFW mosaic, with their ground truth.
+
+    The labels are read from ``truth_path`` (default ``<data root>/heldout_truth.json``), or
+    computed by the teachers and written there when it is missing or stale.
+    """
+    from mos_ros.core.image_io import read_image
+    from mos_ros.data.sources import data_root, lfw_crops, photos
+
+    paths = photos("heldout", root)
+    crops = lfw_crops("heldout", root)
+    cache = Path(truth_path) if truth_path else data_root(root) / TRUTH_FILE
+    truth = _cached_truth(cache, [_photo_name(p) for p in paths], len(crops[0]))
+    if truth is None:
+        truth = _label_truth(paths, crops[0])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(truth, indent=1) + "\n")
+        log.info("wrote held-out ground truth to %s", cache)
+    images = [scaled for path in paths
+              for scaled in _scaled_images(read_image(path), _photo_name(path),
+                                           _faces(truth["photos"][_photo_name(path)]))]
+    return images + [_mosaic(crops, truth["lfw_faces"])]
+
+
+def _photo_name(path: Path) -> str:
+    """The catalogue name of a fetched photo (``<package key>/<file>``)."""
+    return f"{path.parent.name}/{path.name}"
+
+
+def _faces(records: Sequence[Mapping]) -> tuple[TruthFace, ...]:
+    return tuple(TruthFace.from_dict(r) for r in records)
+
+
+def _cached_truth(path: Path, photo_names: Sequence[str], crop_count: int) -> dict | None:
+    """The cached labels if they exist and fit this catalogue; None means recompute."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        log.warning("%s is not valid JSON; recomputing the held-out ground truth", path)
+        return None
+    fits = (data.get("version") == TRUTH_VERSION
+            and sorted(data.get("photos", {})) == sorted(photo_names)
+            and len(data.get("lfw_faces", [])) == crop_count)
+    if not fits:
+        log.info("%s is stale; recomputing the held-out ground truth", path)
+    return data if fits else None
+
+
+def _label_truth(paths: Sequence[Path], face_crops: np.ndarray) -> dict:
+    """Teacher consensus of each full-resolution photo and FaceMesh labels of each LFW face
+    crop (None where it cannot be fitted), as JSON-able records."""
+    from mos_ros.core.image_io import read_image
+    from mos_ros.data.bank import tiny_faces
+    from mos_ros.data.teachers import consensus, open_teacher
+
+    teachers = [open_teacher(name) for name in TRUTH_TEACHERS]
+    labelled = {}
+    for path in paths:
+        agreed = consensus(read_image(path), teachers, min_votes=TRUTH_MIN_VOTES)
+        labelled[_photo_name(path)] = [
+            TruthFace(np.asarray(f.box, np.float64), None if f.landmarks is None
+                      else np.asarray(f.landmarks, np.float64), f.pose).to_dict()
+            for f in agreed]
+    lfw = []
+    for crop in face_crops:
+        fitted = tiny_faces(crop[None])
+        lfw.append(TruthFace(np.asarray(fitted[0].box, np.float64),
+                             np.asarray(fitted[0].landmarks, np.float64),
+                             fitted[0].pose).to_dict() if fitted else None)
+    return {"version": TRUTH_VERSION, "teachers": list(TRUTH_TEACHERS),
+            "min_votes": TRUTH_MIN_VOTES, "photos": labelled, "lfw_faces": lfw}
+
+
+def _scaled_images(image: np.ndarray, name: str, faces: tuple[TruthFace, ...]
+                   ) -> list[HeldOutImage]:
+    """``image`` at each of :data:`SCALES`, its full-resolution labels scaled alike."""
+    height, width = image.shape[:2]
+    scaled = []
+    for scale in SCALES:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = image if scale == 1.0 else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        factor = np.array([size[0] / width, size[1] / height] * 2)
+        scaled.append(HeldOutImage(f"{name}@{scale:g}", small, tuple(
+            TruthFace(f.box * factor, None if f.landmarks is None else f.landmarks * factor[:2],
+                      f.pose) for f in faces)))
+    return scaled
+
+
+def _mosaic(crops: tuple[np.ndarray, np.ndarray], labels: Sequence[Mapping | None]
+            ) -> HeldOutImage:
+    """Face crops that have labels, then the non-face crops, tiled on grey in rows."""
+    faces, non_faces = crops
+    tiles = [(crop, TruthFace.from_dict(label)) for crop, label in zip(faces, labels) if label]
+    tiles += [(crop, None) for crop in non_faces]
+    side = faces.shape[1] + MOSAIC_GAP
+    rows = -(-len(tiles) // MOSAIC_COLUMNS)
+    canvas = np.full((rows * side + MOSAIC_GAP, MOSAIC_COLUMNS * side + MOSAIC_GAP, 3),
+                     MOSAIC_GREY, np.uint8)
+    truth = []
+    for index, (crop, label) in enumerate(tiles):
+        x = MOSAIC_GAP + (index % MOSAIC_COLUMNS) * side
+        y = MOSAIC_GAP + (index // MOSAIC_COLUMNS) * side
+        canvas[y:y + crop.shape[0], x:x + crop.shape[1]] = crop[..., None]
+        if label is not None:
+            truth.append(label.moved((x, y)))
+    return HeldOutImage(MOSAIC_NAME, canvas, tuple(truth))
+
+
+# --------------------------------------------------------------------------------------------
+# Contestants
+
+DetectFn = Callable[[np.ndarray], list[Detection]]
+
+
+def _open_mos(model_path: Path | str | None) -> DetectFn:
+    """Our model at the default decode settings, fed each image at :data:`MOS_INPUT_SIZE`."""
+    from mos_ros.core.postprocess import DecodeSettings
+    from mos_ros.detector import FaceDetector
+    from mos_ros.resources import default_model_path
+
+    detector = FaceDetector.open(model_path or default_model_path(), settings=DecodeSettings(),
+                                 input_size=MOS_INPUT_SIZE)
+
+    def detect(image: np.ndarray) -> list[Detection]:
+        return [Detection(np.asarray(f.box, np.float64), f.score,
+                          np.asarray(f.landmarks, np.float64),
+                          (f.pose.yaw, f.pose.pitch, f.pose.roll))
+                for f in detector.detect(image)]
+    return detect
+
+
+def _open_teacher(name: str, model_path: Path | str | None = None) -> DetectFn:
+    """A teacher with its boxes converted to the mesh-extent convention; no pose."""
+    from mos_ros.data.teachers import open_teacher, to_mesh_box
+
+    try:
+        teacher = open_teacher(name)
+    except ImportError as exc:
+        raise RealPhotoError(f"contestant {name!r} cannot run: {exc} (install the data "
+                             "engine's teachers, see .ci/setup.sh)") from None
+
+    def detect(image: np.ndarray) -> list[Detection]:
+        return [Detection(to_mesh_box(f), f.score, None if f.landmarks is None
+                          else np.asarray(f.landmarks, np.float64))
+                for f in teacher.detect(image)]
+    return detect
+
+
+#: Contestant name -> opener taking the model path (used by "mos" only).
+CONTESTANTS: dict[str, Callable[[Path | str | None], DetectFn]] = {
+    "mos": _open_mos,
+    **{name: partial(_open_teacher, name) for name in TRUTH_TEACHERS},
+}
+
+
+def open_contestant(name: str, model_path: Path | str | None = None) -> DetectFn:
+    """The ``detect(image)`` of contestant ``name``; unknown names are refused by name."""
+    if name not in CONTESTANTS:
+        raise ValueError(f"unknown contestant {name!r}; known: {', '.join(CONTESTANTS)}")
+    return CONTESTANTS[name](model_path)
+
+
+# --------------------------------------------------------------------------------------------
+# Running and reporting
+
+
+@dataclass(frozen=True)
+class ContestantResult:
+    """One contestant's detections and score on each image, and the seconds it took."""
+
+    name: str
+    detections: tuple[tuple[Detection, ...], ...]
+    scores: tuple[Score, ...]
+    seconds: float
+
+    @property
+    def total(self) -> Score:
+        """The score over all images."""
+        return sum(self.scores, Score())
+
+
+@dataclass(frozen=True)
+class RealPhotoReport:
+    """Every contestant's result on the held-out images; one markdown table, or JSON."""
+
+    images: tuple[HeldOutImage, ...]
+    results: tuple[ContestantResult, ...]
+    model: str
+    seconds: float
+
+    def markdown(self) -> str:
+        """One table, a row per contestant, counts in each cell, and notes on the truth."""
+        return "\n".join(markdown_table(self.results) + [""] + self.notes())
+
+    def notes(self) -> list[str]:
+        """What the table's figures rest on: images, labels, biases and rules."""
+        faces = sum(len(i.faces) for i in self.images)
+        small = sum(f.long_side < SMALL_FACE_PX for i in self.images for f in i.faces)
+        mosaic = sum(len(i.faces) for i in self.images if i.name == MOSAIC_NAME)
+        return [
+            f"Held-out images: {len(self.images)} ({faces} faces, {small} under "
+            f"{SMALL_FACE_PX:g} px, {mosaic} of them LFW crops); mos model: {self.model} at "
+            "default decode settings, each image fed at its own size.",
+            "- Ground truth of the photos is the consensus (>= 2 of yuface, centerface, "
+            "blazeface) on the full-resolution photo, scaled to 0.5 and 0.25. The teachers "
+            "are therefore biased: at scale 1 they are scored on their own labels.",
+            "- Box, landmarks and pose come from a MediaPipe FaceMesh fit: the pose ground "
+            "truth IS FaceMesh, so FaceMesh is not a contestant, and the landmarks are means "
+            "of mesh points, which a teacher may place differently by definition. LFW mosaic "
+            "faces are labelled by FaceMesh on the upsampled crop; non-face crops have none.",
+            "- Teacher boxes are converted to the mesh-extent convention before matching. "
+            "Teachers give no pose; blazeface gives no landmarks: `–`.",
+            f"- Match: IoU >= {MATCH_IOU:g}, greedy by score. FP: unmatched detection, unless "
+            f"it overlaps a missed face at IoU >= {MISPLACED_IOU:g} (already counted as a "
+            "miss); duplicates count. NME: mean point error / sqrt(w*h) of the truth box.",
+        ]
+
+    def as_dict(self) -> dict:
+        """JSON-able figures: per contestant totals and per-image scores, and the images."""
+        return {
+            "model": self.model, "seconds": self.seconds,
+            "images": [{"name": i.name, "faces": len(i.faces),
+                        "small_faces": sum(f.long_side < SMALL_FACE_PX for f in i.faces)}
+                       for i in self.images],
+            "contestants": {r.name: {"total": r.total.to_dict(), "seconds": r.seconds,
+                                     "per_image": {i.name: s.to_dict() for i, s
+                                                   in zip(self.images, r.scores)}}
+                            for r in self.results},
+            "rules": {"match_iou": MATCH_IOU, "misplaced_iou": MISPLACED_IOU,
+                      "small_face_px": SMALL_FACE_PX, "nme": "mean error / sqrt(w*h)"},
+        }
+
+
+def _cell(value: float | None, count: str, percent: bool = False) -> str:
+    """``value (count)``, or ``–`` when there is nothing to show."""
+    if value is None:
+        return "–"
+    return f"{100 * value:.1f} % ({count})" if percent else f"{value:.2f} ({count})"
+
+
+def markdown_table(results: Sequence[ContestantResult]) -> list[str]:
+    """The table lines: recall by size, FP per image, NME and pose MAE, counts in brackets."""
+    head = ["contestant", f"recall ≥{SMALL_FACE_PX:g} px", f"recall <{SMALL_FACE_PX:g} px",
+            "FP / image", "NME (/√wh)", *(f"{a} MAE (°)" for a in ANGLES)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for result in results:
+        s = result.total
+        mae = s.pose_mae() or {}
+        cells = [result.name,
+                 _cell(s.recall_large, f"{s.large_found}/{s.large_faces}", percent=True),
+                 _cell(s.recall_small, f"{s.small_found}/{s.small_faces}", percent=True),
+                 _cell(s.fp_per_image, f"{s.false_positives} in {s.images} img"),
+                 _cell(s.mean_nme, f"n={len(s.nme)}", percent=True),
+                 *(_cell(mae.get(a), f"n={len(s.poses)}") for a in ANGLES)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def run_contestant(name: str, images: Sequence[HeldOutImage],
+                   model_path: Path | str | None = None) -> ContestantResult:
+    """Open contestant ``name``, run it on every image and score it."""
+    detect = open_contestant(name, model_path)
+    start = time.perf_counter()
+    detections = tuple(tuple(detect(image.image)) for image in images)
+    seconds = time.perf_counter() - start
+    scores = tuple(score_detections(image.faces, found)
+                   for image, found in zip(images, detections))
+    return ContestantResult(name, detections, scores, seconds)
+
+
+def evaluate_real_photos(model_path: Path | str | None = None,
+                         root: Path | str | None = None,
+                         contestants: Sequence[str] = tuple(CONTESTANTS),
+                         images: Sequence[HeldOutImage] | None = None) -> RealPhotoReport:
+    """Every contestant on the held-out set (or on ``images``): a :class:`RealPhotoReport`."""
+    from mos_ros.resources import default_model_path
+
+    start = time.perf_counter()
+    images = tuple(held_out_set(root) if images is None else images)
+    model = Path(model_path or default_model_path())
+    results = tuple(run_contestant(name, images, model) for name in contestants)
+    return RealPhotoReport(images, results, str(model), time.perf_counter() - start)
+
+
+def draw_image(image: HeldOutImage, detections: Sequence[Detection]) -> np.ndarray:
+    """``image`` with its ground truth in green and ``detections`` in red (BGR), enlarged
+    so small images stay readable."""
+    zoom = max(1, int(np.ceil(DRAW_MIN_SIDE / max(image.image.shape[:2]))))
+    canvas = cv2.resize(image.image, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
+    for faces, colour in ((image.faces, (0, 200, 0)), (detections, (0, 0, 255))):
+        for face in faces:
+            x1, y1, x2, y2 = (int(round(v * zoom)) for v in face.box)
+            cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 1)
+            for x, y in ([] if face.landmarks is None else face.landmarks * zoom):
+                cv2.circle(canvas, (int(round(x)), int(round(y))), 2, colour, -1)
+    return canvas
+
+
+def write_drawings(report: RealPhotoReport, folder: Path | str,
+                   contestant: str = "mos") -> list[Path]:
+    """Draw every image with its truth and ``contestant``'s detections into ``folder``."""
+    result = next((r for r in report.results if r.name == contestant), None)
+    if result is None:
+        raise ValueError(f"contestant {contestant!r} was not run; ran: "
+                         f"{', '.join(r.name for r in report.results)}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for image, found in zip(report.images, result.detections):
+        path = folder / (image.name.replace("/", "_").replace("@", "_x") + ".png")
+        cv2.imwrite(str(path), draw_image(image, found))
+        written.append(path)
+    return written

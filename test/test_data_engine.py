@@ -205,3 +205,15 @@ def test_engine_skips_scenes_that_exist(tmp_path):
     config.label_file.parent.mkdir(parents=True)
     config.label_file.write_text("# a.jpg\n")
     assert make_scenes(config) == config.label_file
+
+
+def test_realism_counts_teacher_hits_per_kind_of_face(bank):
+    from mos_ros.data.realism import measure_realism, realism_table
+    config = scenes.SceneConfig(width=256, height=256, face_px_range=(60.0, 160.0),
+                                faces_range=(1, 2), augment_probability=0.0)
+    results = measure_realism(bank, config, scenes=2)
+    assert {r.kind for r in results} == {"turned photo faces", "procedural faces"}
+    assert all(r.faces > 0 and 0 <= r.found <= r.faces for r in results)
+    turned = [r for r in results if r.kind == "turned photo faces"]
+    assert sum(r.found for r in turned) > 0  # clean, frontal-ish photo faces are found
+    assert "| turned photo faces | yuface |" in realism_table(results)

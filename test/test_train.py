@@ -15,7 +15,8 @@ from mos_ros.train.augment import FaceLabels
 from mos_ros.train.loss import MultiTaskLoss, expected_angle, hard_negative_mask
 from mos_ros.train.synthetic import SyntheticConfig, write_synthetic_set
 from mos_ros.train.targets import BACKGROUND, MatchConfig, build_targets, match_anchors
-from mos_ros.train.trainer import TrainConfig, WarmupStepSchedule, freeze_layers, train
+from mos_ros.train.trainer import (
+    TrainConfig, WarmupStepSchedule, freeze_layers, load_initial_weights, train)
 from mos_ros.train.validate import average_precision, render_validation_set, validate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -244,3 +245,17 @@ def test_frozen_layers_keep_their_weights_and_batch_norm_statistics():
     assert not torch.equal(model.body.features[2].conv[1][1].running_mean, trained)
     with pytest.raises(ValueError, match="body.nothing"):
         freeze_layers(model, ("body.nothing",))
+
+
+def test_initial_weights_come_from_a_checkpoint_of_the_same_variant(tmp_path):
+    from mos_ros.model import save_checkpoint
+    torch.manual_seed(1)
+    trained = build_model("mos-s-0.5")
+    path = save_checkpoint(tmp_path / "trained.pt", trained)
+    torch.manual_seed(2)
+    fresh = build_model("mos-s-0.5")
+    load_initial_weights(fresh, path)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(),
+                                                 trained.state_dict().values()))
+    with pytest.raises(ValueError, match="mos-s-0.5 model"):
+        load_initial_weights(build_model("mos-s"), path)

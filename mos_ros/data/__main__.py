@@ -72,7 +72,9 @@ def _run_bank(args: argparse.Namespace) -> int:
 def _run_scenes(args: argparse.Namespace) -> int:
     from mos_ros.data.engine import make_scenes
 
-    print(make_scenes(_engine_config(args)))
+    config = _engine_config(args)
+    for stage in config.stages:
+        print(make_scenes(config, stage))
     return 0
 
 
@@ -103,7 +105,7 @@ COMMANDS: dict[str, Command] = {
                        _configure_sources, _run_sources),
     "bank": Command("label the training photos by teacher consensus and lift their faces",
                     _configure_engine, _run_bank),
-    "scenes": Command("render the training scenes of the data engine", _configure_engine,
+    "scenes": Command("render the training scenes of every stage", _configure_engine,
                       _run_scenes),
     "realism": Command("teachers' hit rate on rendered faces of each kind (a realism proxy)",
                        _configure_realism, _run_realism),

@@ -5,9 +5,11 @@ the others, so the same command resumes an interrupted run:
 
 1. fetch  the catalogued photos (:mod:`mos_ros.data.sources`);
 2. bank   label the training photos by teacher consensus and lift their faces (``bank.pkl``);
-3. scenes render the training set (``scenes/label.txt`` + ``scenes/images``);
-4. train  the model (resuming from the newest state file; CUDA when present);
-5. export ONNX and ncnn next to the torch checkpoint.
+then for each stage (a later one fine-tunes the model of the one before):
+3. scenes render the stage's training set (``<stage>/scenes/label.txt`` + ``images``);
+4. train  on them (resuming from the newest state file; CUDA when present);
+and last:
+5. export the final model: checkpoint, ONNX and ncnn side by side.
 """
 from __future__ import annotations
 
@@ -28,25 +30,43 @@ EXPORT_SUFFIXES = {"onnx": ".onnx", "ncnn": ".ncnn"}
 
 
 @dataclass(frozen=True)
-class EngineConfig:
-    """Where the engine works and how much it renders (``config/data_engine.yaml``)."""
+class Stage:
+    """One training stage: the scenes it renders and the run that trains on them. A later
+    stage starts from the model the stage before it ended with (fine-tuning)."""
 
-    root: str = "out/data_engine"
-    sources_root: str | None = None
-    scenes: int = 6000
-    seed: int = 7
-    workers: int = 2
-    train_config: str = "config/train_real_cpu.yaml"
-    model_name: str = "mos-mbv2-faces"
-    export: tuple[str, ...] = ("onnx", "ncnn")
+    name: str
+    scenes: int
+    seed: int
+    train_config: str
     scene: SceneConfig = field(default_factory=SceneConfig)
 
     def __post_init__(self) -> None:
         """Reject settings that cannot run, naming the field."""
         if self.scenes < 1:
-            raise ValueError(f"data engine scenes must be >= 1, got {self.scenes}")
+            raise ValueError(f"data engine stage {self.name!r}: scenes must be >= 1, "
+                             f"got {self.scenes}")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Where the engine works, what it renders and trains (``config/data_engine.yaml``)."""
+
+    stages: tuple[Stage, ...]
+    root: str = "out/data_engine"
+    sources_root: str | None = None
+    workers: int = 2
+    model_name: str = "mos-mbv2-faces"
+    export: tuple[str, ...] = ("onnx", "ncnn")
+
+    def __post_init__(self) -> None:
+        """Reject settings that cannot run, naming the field."""
+        if not self.stages:
+            raise ValueError("data engine needs at least one stage")
         if self.workers < 1:
             raise ValueError(f"data engine workers must be >= 1, got {self.workers}")
+        names = [stage.name for stage in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"data engine stage names must differ, got {names}")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> EngineConfig:
@@ -55,32 +75,38 @@ class EngineConfig:
         if not path.is_file():
             raise FileNotFoundError(f"data engine config not found: {path}")
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown data engine keys {unknown}")
-        scene = _scene_config(data.pop("scene", None) or {}, path)
+        _refuse_unknown(data, cls, path, "data engine")
+        stages = tuple(_stage(values, path) for values in data.pop("stages", None) or ())
         if "export" in data:
             data["export"] = tuple(data["export"])
-        return cls(scene=scene, **data)
+        return cls(stages=stages, **data)
 
     @property
     def bank_path(self) -> Path:
         """The face bank file."""
         return Path(self.root) / BANK_FILE
 
-    @property
-    def label_file(self) -> Path:
-        """The rendered training set's label file."""
-        return Path(self.root) / SCENES_DIR / LABEL_FILE
+    def label_file(self, stage: Stage) -> Path:
+        """The label file of a stage's rendered scenes."""
+        return Path(self.root) / stage.name / SCENES_DIR / LABEL_FILE
+
+    def train_dir(self, stage: Stage) -> Path:
+        """Where a stage's training run writes its states and final model."""
+        return Path(self.root) / stage.name / TRAIN_DIR
 
 
-def _scene_config(values: dict, path: Path) -> SceneConfig:
-    known = {f.name for f in dataclasses.fields(SceneConfig)}
-    unknown = sorted(set(values) - known)
+def _refuse_unknown(values: dict, kind: type, path: Path, what: str) -> None:
+    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(kind)})
     if unknown:
-        raise ValueError(f"{path}: unknown scene keys {unknown}")
-    return SceneConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        raise ValueError(f"{path}: unknown {what} keys {unknown}")
+
+
+def _stage(values: dict, path: Path) -> Stage:
+    _refuse_unknown(values, Stage, path, "stage")
+    scene = values.pop("scene", None) or {}
+    _refuse_unknown(scene, SceneConfig, path, "scene")
+    scene = SceneConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in scene.items()})
+    return Stage(scene=scene, **values)
 
 
 def make_bank(config: EngineConfig) -> Path:
@@ -101,25 +127,33 @@ def make_bank(config: EngineConfig) -> Path:
     return save_bank(bank, config.bank_path)
 
 
-def make_scenes(config: EngineConfig) -> Path:
-    """Step 3: the rendered training set (skipped when its label file exists)."""
-    if config.label_file.is_file():
-        LOG.info("training scenes exist: %s", config.label_file)
-        return config.label_file
+def make_scenes(config: EngineConfig, stage: Stage) -> Path:
+    """Step 3: a stage's rendered training set (skipped when its label file exists)."""
+    label_file = config.label_file(stage)
+    if label_file.is_file():
+        LOG.info("training scenes exist: %s", label_file)
+        return label_file
     from mos_ros.data.scenes import write_scene_set
 
-    return write_scene_set(config.label_file.parent, config.scenes, config.seed,
-                           config.bank_path, config.scene, workers=config.workers)
+    return write_scene_set(label_file.parent, stage.scenes, stage.seed, config.bank_path,
+                           stage.scene, workers=config.workers)
 
 
-def train_model(config: EngineConfig) -> Path:
-    """Step 4: train on the scenes, resuming from the newest state file."""
-    from mos_ros.train.trainer import TrainConfig, train
+def train_stage(config: EngineConfig, stage: Stage, start: Path | None = None) -> Path:
+    """Step 4: train a stage on its scenes (from ``start``'s weights when given), resuming
+    from its newest state file; returns its final model (skipped when that exists)."""
+    from mos_ros.train.trainer import FINAL_MODEL, TrainConfig, train
+
+    final = config.train_dir(stage) / FINAL_MODEL
+    if final.is_file():
+        LOG.info("stage %s is trained: %s", stage.name, final)
+        return final
 
     train_config = dataclasses.replace(
-        TrainConfig.from_yaml(config.train_config),
-        train_label_file=str(config.label_file),
-        output_dir=str(Path(config.root) / TRAIN_DIR))
+        TrainConfig.from_yaml(stage.train_config),
+        train_label_file=str(config.label_file(stage)),
+        output_dir=str(config.train_dir(stage)),
+        init_weights=str(start) if start else None)
     return train(train_config, resume="latest")
 
 
@@ -141,5 +175,8 @@ def run_engine(config: EngineConfig) -> list[Path]:
 
     fetch(config.sources_root)
     make_bank(config)
-    make_scenes(config)
-    return export_model(config, train_model(config))
+    model = None
+    for stage in config.stages:
+        make_scenes(config, stage)
+        model = train_stage(config, stage, start=model)
+    return export_model(config, model)

@@ -95,9 +95,10 @@ def realism_table(results: list[Realism]) -> str:
 
 
 def realism_of_engine(config_path: str | Path, scenes: int = 40) -> str:
-    """The table for the bank and scene settings of a data engine config."""
+    """The table for the bank and the first stage's scene settings of a data engine config."""
     from mos_ros.data.engine import EngineConfig
     from mos_ros.data.scenes import load_bank
 
     config = EngineConfig.from_yaml(config_path)
-    return realism_table(measure_realism(load_bank(config.bank_path), config.scene, scenes))
+    return realism_table(measure_realism(load_bank(config.bank_path), config.stages[0].scene,
+                                         scenes))

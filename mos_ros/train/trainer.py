@@ -97,6 +97,9 @@ class TrainConfig:
     seed: int = 0
     output_dir: str = "out/train_synth"
     backbone_weights: str | None = None
+    #: A mos_ros checkpoint (.pt) of the same variant whose weights start the run
+    #: (fine-tuning; the optimizer and schedule start afresh). Applied after backbone_weights.
+    init_weights: str | None = None
     #: Parameter-name prefixes that keep their (pre-trained) values, e.g. ``body.features.0``;
     #: their batch norms keep the pre-trained statistics too.
     frozen_layers: tuple[str, ...] = ()
@@ -257,6 +260,18 @@ def load_backbone_weights(model: MOS, path: str | Path) -> None:
         raise ValueError(f"{path}: no tensor matches the {model.config.backbone} backbone")
     model.body.load_state_dict(usable, strict=False)
     LOG.info("backbone weights %s: loaded %d of %d backbone tensors", path, len(usable), len(own))
+
+
+def load_initial_weights(model: MOS, path: str | Path) -> None:
+    """Start from a trained checkpoint of the same variant (every tensor must match)."""
+    from mos_ros.model import load_checkpoint
+
+    trained, meta = load_checkpoint(path)
+    if meta.variant != model.config.name:
+        raise ValueError(f"init_weights {path} is a {meta.variant} model; this run trains "
+                         f"{model.config.name}")
+    model.load_state_dict(trained.state_dict())
+    LOG.info("initial weights: %s", path)
 
 
 def _keep_statistics(module: torch.nn.Module, _inputs) -> None:
@@ -510,6 +525,8 @@ def train(config: TrainConfig, resume: str | Path | None = None) -> Path:
     model = build_model(config.variant).to(device)
     if config.backbone_weights:
         load_backbone_weights(model, config.backbone_weights)
+    if config.init_weights:
+        load_initial_weights(model, config.init_weights)
     freeze_layers(model, config.frozen_layers)
     model = context.prepare_model(model, device)
     normaliser = context.count_normaliser()
@@ -665,7 +682,8 @@ def _finish(config: TrainConfig, model: MOS, iteration: int, device: torch.devic
                  result.faces)
     meta = dataclasses.replace(model.meta, description=config.description)
     extra = {"iterations": iteration, "input_size": config.input_size,
-             "batch_size": config.batch_size, "training_set": "mos_ros synthetic",
+             "batch_size": config.batch_size,
+             "training_set": config.train_label_file or "mos_ros synthetic",
              "validation": result.as_dict() if result else None}
     path = output_dir / FINAL_MODEL
     save_checkpoint(path, model.cpu() if device.type != "cpu" else model, meta, extra=extra)

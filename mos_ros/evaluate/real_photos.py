@@ -67,10 +67,12 @@ MOSAIC_NAME = "lfw_heldout_mosaic"
 MOSAIC_GREY = 128
 MOSAIC_COLUMNS = 10
 MOSAIC_GAP = 25
-#: Our model's network input: each image at its own size (as ``mos eval widerface`` does), so
-#: the downscaled photos really show it small faces; the detector's default (long side 640)
-#: would enlarge a 0.25-scale photo 2-5 times. The teachers never enlarge an image either.
-MOS_INPUT_SIZE = None
+#: Our model's network input: as the nodes and ``mos detect`` feed it, a long side of at most
+#: the detector's default (640) — larger photos are shrunk, like the teachers shrink theirs
+#: (YuNet to 960, CenterFace to 1280) — but a smaller image is never enlarged (the default
+#: would enlarge a 0.25-scale photo 2-5 times), so the downscaled photos really show it small
+#: faces.
+MOS_MAX_INPUT_SIZE = 640
 #: Drawn images with a shorter long side are enlarged (nearest neighbour) to at least this.
 DRAW_MIN_SIDE = 900
 
@@ -380,15 +382,18 @@ DetectFn = Callable[[np.ndarray], list[Detection]]
 
 
 def _open_mos(model_path: Path | str | None) -> DetectFn:
-    """Our model at the default decode settings, fed each image at :data:`MOS_INPUT_SIZE`."""
+    """Our model at the default decode settings, each image at its own size up to a long
+    side of :data:`MOS_MAX_INPUT_SIZE`."""
     from mos_ros.core.postprocess import DecodeSettings
     from mos_ros.detector import FaceDetector
     from mos_ros.resources import default_model_path
 
-    detector = FaceDetector.open(model_path or default_model_path(), settings=DecodeSettings(),
-                                 input_size=MOS_INPUT_SIZE)
+    path = model_path or default_model_path()
+    native = FaceDetector.open(path, settings=DecodeSettings(), input_size=None)
+    shrunk = FaceDetector.open(path, settings=DecodeSettings(), input_size=MOS_MAX_INPUT_SIZE)
 
     def detect(image: np.ndarray) -> list[Detection]:
+        detector = shrunk if max(image.shape[:2]) > MOS_MAX_INPUT_SIZE else native
         return [Detection(np.asarray(f.box, np.float64), f.score,
                           np.asarray(f.landmarks, np.float64),
                           (f.pose.yaw, f.pose.pitch, f.pose.roll))
@@ -467,7 +472,8 @@ class RealPhotoReport:
         return [
             f"Held-out images: {len(self.images)} ({faces} faces, {small} under "
             f"{SMALL_FACE_PX:g} px, {mosaic} of them LFW crops); mos model: {self.model} at "
-            "default decode settings, each image fed at its own size.",
+            "default decode settings, each image at its own size up to a long side of "
+            f"{MOS_MAX_INPUT_SIZE} (larger ones shrunk, as the nodes do; none enlarged).",
             "- Ground truth of the photos is the consensus (>= 2 of yuface, centerface, "
             "blazeface) on the full-resolution photo, scaled to 0.5 and 0.25. The teachers "
             "are therefore biased: at scale 1 they are scored on their own labels.",

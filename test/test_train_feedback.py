@@ -168,3 +168,13 @@ def test_training_with_feedback_logs_its_statistics_and_saves_its_state(tmp_path
     assert [int(float(r["hard_images"])) for r in rows] == [0, 3, 3]
     state = torch.load(tmp_path / "run" / "state_00000003.pt", weights_only=False)
     np.testing.assert_array_equal(state["feedback"]["hard_set"]["copies"], [2, 1, 2, 2])
+
+
+def test_the_hard_set_survives_a_state_file_loaded_with_weights_only(tmp_path):
+    from mos_ros.train.feedback import HardSet
+    hard = HardSet(6, max_extra_copies=3)
+    hard.copies = np.array([0, 2, 0, 3, 1, 0], np.int64)
+    torch.save({"hard_set": hard.state_dict()}, tmp_path / "state.pt")
+    restored = HardSet(6, max_extra_copies=3)
+    restored.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True)["hard_set"])
+    assert np.array_equal(restored.copies, hard.copies)

@@ -265,12 +265,15 @@ class HardSet:
         return rng.choice(len(self.copies), size=count, p=self.copies / self.copies.sum())
 
     def state_dict(self) -> dict[str, Any]:
-        """Copy counts, for the training state file."""
-        return {"copies": self.copies.copy()}
+        """Copy counts, for the training state file (a tensor: state files load with
+        ``weights_only=True``)."""
+        return {"copies": torch.from_numpy(np.asarray(self.copies, np.int64).copy())}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore copy counts saved by :meth:`state_dict`."""
-        self.copies = np.asarray(state["copies"], np.int64)
+        copies = state["copies"]
+        self.copies = np.asarray(copies.numpy() if isinstance(copies, torch.Tensor) else copies,
+                                 np.int64)
 
 
 @torch.no_grad()

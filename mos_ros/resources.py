@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 #: The default model, relative to the ``models`` folder.
-DEFAULT_MODEL_NAME = "mos-s-synthetic.onnx"
+DEFAULT_MODEL_NAME = "mos-mbv2-faces.onnx"
 PACKAGE_NAME = "mos_ros"
 
 

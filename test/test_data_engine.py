@@ -192,8 +192,8 @@ def test_a_written_set_reads_back_in_the_label_format(bank, tmp_path):
 def test_engine_config_reads_the_shipped_file_and_names_unknown_keys(tmp_path):
     config = EngineConfig.from_yaml("config/data_engine.yaml")
     assert config.export == ("onnx", "ncnn") and config.stages[0].scene.width == 448
-    assert config.label_file(config.stages[0]).parts[-3:] == (config.stages[0].name, "scenes",
-                                                               "label.txt")
+    first = config.stages[0]
+    assert config.label_file(first).parts[-3:] == (first.name, "scenes", "label.txt")
     bad = tmp_path / "bad.yaml"
     bad.write_text("stages:\n  - {name: a, scenes: 10, seed: 1, train_config: x.yaml,"
                    " scene: {colour: 3}}\n")

@@ -167,7 +167,8 @@ def test_requirements_are_all_pinned_and_cover_setup_cfg():
         item.strip() for value in cfg['options.extras_require'].values()
         for item in value.split(';')]
     uncovered = [w for w in wanted if w and _canonical(w) not in names]
-    assert not uncovered, f'setup.cfg needs these, the requirement files do not pin them: {uncovered}'
+    assert not uncovered, (f'setup.cfg needs these, the requirement files do not pin them: '
+                           f'{uncovered}')
 
 
 def test_environment_has_the_pinned_versions():

@@ -116,8 +116,9 @@ COMMANDS: dict[str, Command] = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-parser per entry of :data:`COMMANDS`."""
-    parser = argparse.ArgumentParser(prog="python -m mos_ros.data",
-                                     description="The data engine: real photos to a trained model.")
+    parser = argparse.ArgumentParser(
+        prog="python -m mos_ros.data",
+        description="The data engine: real photos to a trained model.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, command in COMMANDS.items():
         command.configure(sub.add_parser(name, help=command.help, description=command.help))

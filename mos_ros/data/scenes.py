@@ -312,8 +312,10 @@ def _occlude(image: np.ndarray, rng: np.random.Generator, box: np.ndarray) -> No
     w, h = x1 - x0, y1 - y0
     side = rng.integers(4)
     depth = rng.uniform(0.15, 0.35)
-    corners = {0: (x0, y1 - depth * h, x1, y1 + 0.2 * h), 1: (x0 - 0.2 * w, y0, x0 + depth * w, y1),
-               2: (x1 - depth * w, y0, x1 + 0.2 * w, y1), 3: (x0, y0 - 0.2 * h, x1, y0 + depth * h)}
+    corners = {0: (x0, y1 - depth * h, x1, y1 + 0.2 * h),
+               1: (x0 - 0.2 * w, y0, x0 + depth * w, y1),
+               2: (x1 - depth * w, y0, x1 + 0.2 * w, y1),
+               3: (x0, y0 - 0.2 * h, x1, y0 + depth * h)}
     ax0, ay0, ax1, ay1 = corners[int(side)]
     centre = (int((ax0 + ax1) / 2), int((ay0 + ay1) / 2))
     axes = (max(1, int((ax1 - ax0) / 2)), max(1, int((ay1 - ay0) / 2)))

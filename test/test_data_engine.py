@@ -235,3 +235,27 @@ def test_engine_skips_a_stage_whose_final_model_exists(tmp_path):
     final = config.train_dir(stage) / FINAL_MODEL
     final.write_bytes(b"")
     assert train_stage(config, stage) == final
+
+
+def test_one_command_runs_every_step_and_a_second_run_resumes(tmp_path):
+    """`mos data model` end to end on a tiny config: bank, two stages, export; run again, it
+    skips everything that exists."""
+    from mos_ros.data.__main__ import main
+    from mos_ros.detector import FaceDetector
+    train = tmp_path / "train.yaml"
+    train.write_text("variant: mos-s-0.5\ninput_size: 128\nbatch_size: 2\niterations: 2\n"
+                     "warmup_iterations: 1\nworkers: 0\ntorch_threads: 2\ncheckpoint_every: 1\n"
+                     "log_every: 1\nvalidation_images: 0\ndescription: tiny engine run\n")
+    scene = "{width: 128, height: 128, face_px_range: [10, 100]}"
+    engine = tmp_path / "engine.yaml"
+    engine.write_text(f"root: {tmp_path / 'root'}\nworkers: 1\nmodel_name: tiny\n"
+                      f"export: [onnx]\nstages:\n"
+                      f"  - {{name: a, scenes: 3, seed: 1, train_config: {train}, scene: {scene}}}\n"
+                      f"  - {{name: b, scenes: 2, seed: 2, train_config: {train}, scene: {scene}}}\n")
+    assert main(["model", str(engine)]) == 0
+    root = tmp_path / "root"
+    assert (root / "b" / "train" / "state_00000002.pt").is_file()
+    assert FaceDetector.open(root / "tiny.onnx").meta.description == "tiny engine run"
+    bank_time = (root / "bank.pkl").stat().st_mtime
+    assert main(["model", str(engine)]) == 0
+    assert (root / "bank.pkl").stat().st_mtime == bank_time

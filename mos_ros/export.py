@@ -2,8 +2,10 @@
 
 Both formats keep the input height and width dynamic (ONNX also the batch), so one file
 serves every camera resolution, and both carry the model's
-:class:`~mos_ros.core.config.ModelMeta` so that inference needs nothing else. Every export is
-checked by running the written file once next to the torch model.
+:class:`~mos_ros.core.config.ModelMeta` so that inference needs nothing else. What is written
+is the network's inference form (:mod:`mos_ros.model.fused`: stitch convs, cross-stitch and
+dense heads folded into one conv per level); every export is checked by running the written
+file once next to the torch model as trained.
 """
 from __future__ import annotations
 
@@ -54,11 +56,17 @@ PNNX_LAYER_PREFIX = "pnnx."
 
 
 def _load(checkpoint_path: str | Path):
-    """Checkpoint -> (model in eval mode on CPU, ModelMeta); ModelFileError if unreadable."""
+    """Checkpoint -> (model in eval mode on CPU, its inference form, ModelMeta).
+
+    The inference form (:mod:`mos_ros.model.fused`) is what gets written; the model as
+    trained is the reference every written file is checked against. ModelFileError if the
+    checkpoint is unreadable.
+    """
     from mos_ros.model.checkpoint import load_checkpoint
+    from mos_ros.model.fused import fuse_for_inference
 
     model, meta = load_checkpoint(Path(checkpoint_path), map_location="cpu")
-    return model.eval(), meta
+    return model.eval(), fuse_for_inference(model), meta
 
 
 def _dummy_input(size: tuple[int, int]):
@@ -169,11 +177,11 @@ def export_onnx(checkpoint_path: str | Path, out_path: str | Path, *,
     Returns the path written.
     """
     checkpoint_path, out_path = Path(checkpoint_path), Path(out_path)
-    model, meta = _load(checkpoint_path)
+    model, fused, meta = _load(checkpoint_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mos_export_") as work:
         staged = Path(work) / "model.onnx"
-        _trace_to_onnx(model, staged, opset or DEFAULT_OPSET, checkpoint_path)
+        _trace_to_onnx(fused, staged, opset or DEFAULT_OPSET, checkpoint_path)
         _add_metadata_and_check(staged, meta.to_json())
         worst = _verify_onnx(staged, model, checkpoint_path)
         shutil.move(str(staged), out_path)
@@ -256,11 +264,11 @@ def export_ncnn(checkpoint_path: str | Path, out_dir: str | Path) -> Path:
     checkpoint_path, out_dir = Path(checkpoint_path), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"{out_dir}: exists and is not a directory")
-    model, meta = _load(checkpoint_path)
+    model, fused, meta = _load(checkpoint_path)
     with tempfile.TemporaryDirectory(prefix="mos_export_") as work:
         staged = Path(work) / "staged.ncnn"
         staged.mkdir()
-        for produced in _run_pnnx(model, Path(work), checkpoint_path):
+        for produced in _run_pnnx(fused, Path(work), checkpoint_path):
             shutil.move(str(produced), staged / produced.name)
         outputs = {name: PNNX_OUTPUT_BLOB.format(i) for i, name in enumerate(OUTPUT_NAMES)}
         write_meta_json(staged, meta, PNNX_INPUT_BLOB, outputs)

@@ -13,6 +13,7 @@ from mos_ros.backends.base import register_backend
 from mos_ros.backends.base import require_path
 from mos_ros.core.types import RawOutputs
 from mos_ros.model.checkpoint import load_checkpoint
+from mos_ros.model.fused import fuse_for_inference
 
 _LOG = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ def _describe(device: torch.device) -> str:
 
 @register_backend("torch")
 class TorchBackend:
-    """A MOS checkpoint evaluated by PyTorch in eval mode under ``torch.inference_mode``."""
+    """A MOS checkpoint evaluated by PyTorch, in its inference form (:mod:`mos_ros.model.fused`)
+    under ``torch.inference_mode``."""
 
     def __init__(self, model_path: str | Path, *, device: str = "auto",
                  threads: int | None = None) -> None:
@@ -62,7 +64,7 @@ class TorchBackend:
             # Process-wide in torch: the last backend opened decides.
             torch.set_num_threads(threads)
         model, self.meta = load_checkpoint(self.path, map_location="cpu")
-        self._model = model.to(self._device).eval()
+        self._model = fuse_for_inference(model).to(self._device)
         self.device = _describe(self._device)
 
     def infer(self, batch: np.ndarray) -> RawOutputs:

@@ -1,4 +1,5 @@
-"""Export a mos_ros checkpoint to ONNX (onnxruntime, TensorRT) or ncnn (ARM boards, Vulkan).
+"""Export a mos_ros checkpoint to ONNX (onnxruntime, TensorRT), int8 ONNX (CPUs) or ncnn
+(ARM boards, Vulkan).
 
 Both formats keep the input height and width dynamic (ONNX also the batch), so one file
 serves every camera resolution, and both carry the model's
@@ -281,16 +282,43 @@ def export_ncnn(checkpoint_path: str | Path, out_dir: str | Path) -> Path:
     return out_dir
 
 
-#: Export format name -> function(checkpoint_path, out_path) -> written path.
-EXPORTERS: dict[str, Callable[[Path, Path], Path]] = {
+def export_onnx_int8(checkpoint_path: str | Path, out_path: str | Path, *,
+                     calibration: str | Path | None = None) -> Path:
+    """Write the checkpoint as an int8 (QDQ) ONNX model for CPUs, by :mod:`mos_ros.quantize`.
+
+    ``calibration`` is a folder of images like the deployment's (e.g. data-engine scenes);
+    the result must find the faces the fp32 export finds on some of them. Returns the path.
+    """
+    from mos_ros.quantize import quantize_onnx
+
+    if calibration is None:
+        raise ExportError("onnx-int8 export needs a folder of calibration images")
+    with tempfile.TemporaryDirectory(prefix="mos_export_") as work:
+        fp32 = export_onnx(checkpoint_path, Path(work) / "model.onnx")
+        return quantize_onnx(fp32, out_path, calibration)[0]
+
+
+#: Export format name -> function(checkpoint_path, out_path, **options) -> written path.
+EXPORTERS: dict[str, Callable[..., Path]] = {
     "onnx": export_onnx,
+    "onnx-int8": export_onnx_int8,
     "ncnn": export_ncnn,
 }
+#: What each format's file or folder name ends with, next to the checkpoint by default.
+EXPORT_SUFFIXES: dict[str, str] = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "ncnn": ".ncnn"}
 
 
-def export_model(checkpoint_path: str | Path, fmt: str, out_path: str | Path) -> Path:
-    """Export a checkpoint to format ``fmt`` (a key of :data:`EXPORTERS`) at ``out_path``."""
+def default_export_path(checkpoint_path: str | Path, fmt: str) -> Path:
+    """Where ``fmt`` is written when no path is given: beside the checkpoint."""
+    return Path(checkpoint_path).with_suffix(EXPORT_SUFFIXES[fmt])
+
+
+def export_model(checkpoint_path: str | Path, fmt: str, out_path: str | Path | None = None,
+                 **options) -> Path:
+    """Export a checkpoint to format ``fmt`` (a key of :data:`EXPORTERS`) at ``out_path``
+    (default :func:`default_export_path`); ``options`` go to the format's exporter."""
     if fmt not in EXPORTERS:
         raise ValueError(f"unknown export format {fmt!r}; known formats: "
                          f"{', '.join(sorted(EXPORTERS))}")
-    return EXPORTERS[fmt](Path(checkpoint_path), Path(out_path))
+    out_path = out_path or default_export_path(checkpoint_path, fmt)
+    return EXPORTERS[fmt](Path(checkpoint_path), Path(out_path), **options)

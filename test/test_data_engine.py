@@ -174,6 +174,30 @@ def test_scenes_are_reproducible_and_labels_lie_in_the_scene(bank):
     assert sum(counts) > 0
 
 
+def _direction_changes(row: np.ndarray) -> int:
+    steps = np.sign(np.diff(row.astype(int)))
+    steps = steps[steps != 0]
+    return int(np.count_nonzero(np.diff(steps)))
+
+
+def test_zoomed_out_backgrounds_repeat_the_photo_mirrored(bank):
+    """A left-to-right ramp stays one ramp when zoomed in; shown at a third of the scene's
+    size it turns back and forth, i.e. its objects appear small and repeated."""
+    ramp = np.repeat(np.linspace(0, 255, 300).astype(np.uint8)[None, :, None], 200, 0)
+    ramp_bank = dataclasses.replace(bank, backgrounds=(np.repeat(ramp, 3, 2),), photos=())
+    empty = dict(width=256, height=256, face_px_range=(10.0, 100.0), empty_probability=1.0,
+                 photo_background_probability=1.0, augment_probability=0.0)
+    for index in range(4):
+        zoomed_in = scenes.SceneConfig(**empty, background_zoom_range=(1.0, 2.0))
+        zoomed_out = scenes.SceneConfig(**empty, background_zoom_range=(0.3, 0.3))
+        inside, _ = scenes.compose(scene_rng(2, index), zoomed_in, ramp_bank)
+        around, _ = scenes.compose(scene_rng(2, index), zoomed_out, ramp_bank)
+        assert _direction_changes(inside[128, :, 0]) == 0
+        assert _direction_changes(around[128, :, 0]) >= 2
+    with pytest.raises(ValueError, match="background_zoom_range"):
+        scenes.SceneConfig(background_zoom_range=(0.0, 1.0))
+
+
 def test_bank_needs_faces():
     with pytest.raises(ValueError, match="no photo faces"):
         scenes.FaceBank(faces=(), backgrounds=())
@@ -191,7 +215,8 @@ def test_a_written_set_reads_back_in_the_label_format(bank, tmp_path):
 
 def test_engine_config_reads_the_shipped_file_and_names_unknown_keys(tmp_path):
     config = EngineConfig.from_yaml("config/data_engine.yaml")
-    assert config.export == ("onnx", "ncnn") and config.stages[0].scene.width == 448
+    assert config.export == ("onnx", "onnx-int8", "ncnn") and config.stages[0].scene.width == 448
+    assert config.stages[-1].scene.background_zoom_range == (0.3, 2.0)
     first = config.stages[0]
     assert config.label_file(first).parts[-3:] == (first.name, "scenes", "label.txt")
     bad = tmp_path / "bad.yaml"

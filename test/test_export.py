@@ -176,9 +176,9 @@ def test_exported_files_run_at_any_input_size_like_torch(models, backend, size):
                                    rtol=0, atol=1e-4, err_msg=f"{name} {output} at {size}")
 
 
-def test_export_model_knows_onnx_and_ncnn_and_rejects_others(models, tmp_path):
-    assert sorted(EXPORTERS) == ["ncnn", "onnx"]
-    with pytest.raises(ValueError, match="ncnn, onnx"):
+def test_export_model_knows_its_formats_and_rejects_others(models, tmp_path):
+    assert sorted(EXPORTERS) == ["ncnn", "onnx", "onnx-int8"]
+    with pytest.raises(ValueError, match="ncnn, onnx, onnx-int8"):
         export_model(models["torch"], "tflite", tmp_path / "x.tflite")
 
 

@@ -9,7 +9,7 @@ then for each stage (a later one fine-tunes the model of the one before):
 3. scenes render the stage's training set (``<stage>/scenes/label.txt`` + ``images``);
 4. train  on them (resuming from the newest state file; CUDA when present);
 and last:
-5. export the final model: checkpoint, ONNX and ncnn side by side.
+5. export the final model: checkpoint, ONNX, int8 ONNX and ncnn side by side.
 """
 from __future__ import annotations
 
@@ -25,8 +25,6 @@ from mos_ros.data.scenes import BANK_FILE, LABEL_FILE, SceneConfig
 LOG = logging.getLogger(__name__)
 SCENES_DIR = "scenes"
 TRAIN_DIR = "train"
-#: File name suffix of each export format next to the torch checkpoint.
-EXPORT_SUFFIXES = {"onnx": ".onnx", "ncnn": ".ncnn"}
 
 
 @dataclass(frozen=True)
@@ -158,15 +156,16 @@ def train_stage(config: EngineConfig, stage: Stage, start: Path | None = None) -
 
 
 def export_model(config: EngineConfig, checkpoint: Path) -> list[Path]:
-    """Step 5: ``<root>/<model_name>.pt`` and its ONNX / ncnn exports."""
+    """Step 5: ``<root>/<model_name>.pt`` and its exports beside it; an int8 model is
+    calibrated on the last stage's scenes."""
     import shutil
 
     from mos_ros.export import export_model as export
 
     model = Path(config.root) / f"{config.model_name}.pt"
     shutil.copyfile(checkpoint, model)
-    return [model] + [export(model, fmt, model.with_suffix(EXPORT_SUFFIXES[fmt]))
-                      for fmt in config.export]
+    options = {"onnx-int8": {"calibration": config.label_file(config.stages[-1]).parent}}
+    return [model] + [export(model, fmt, **options.get(fmt, {})) for fmt in config.export]
 
 
 def run_engine(config: EngineConfig) -> list[Path]:

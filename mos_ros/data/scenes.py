@@ -84,6 +84,9 @@ class SceneConfig:
     empty_probability: float = 0.06
     photo_scene_probability: float = 0.12
     photo_background_probability: float = 0.6
+    #: Size of a face-free photo relative to just filling the scene, drawn uniformly;
+    #: below 1 the photo is mirrored around itself, so its objects appear small.
+    background_zoom_range: tuple[float, float] = (1.0, 2.0)
     procedural_fraction: float = 0.3
     #: Faces smaller than ``tiny_face_px`` are a pasted small crop with this probability.
     tiny_fraction: float = 0.4
@@ -108,6 +111,10 @@ class SceneConfig:
         if not 0 < low <= high <= min(self.width, self.height):
             raise ValueError(f"face_px_range {self.face_px_range} must be ordered and fit the "
                              f"{self.width}x{self.height} scene")
+        zoom_low, zoom_high = self.background_zoom_range
+        if not 0 < zoom_low <= zoom_high:
+            raise ValueError(f"background_zoom_range {self.background_zoom_range} must be "
+                             "positive and ordered")
         if not 0 <= self.procedural_fraction <= 1:
             raise ValueError(f"procedural_fraction must be in [0, 1], got "
                              f"{self.procedural_fraction}")
@@ -154,14 +161,16 @@ class _Faces:
 
 
 def _photo_crop(rng: np.random.Generator, photo: np.ndarray, width: int, height: int,
-                max_zoom: float = 2.0) -> tuple[np.ndarray, float, np.ndarray]:
-    """A random crop of ``photo`` (zoomed up to ``max_zoom`` beyond filling the scene) resized
-    to the scene; returns it, the scale and the crop's top-left corner in the photo."""
+                zoom_range: tuple[float, float]) -> tuple[np.ndarray, float, np.ndarray]:
+    """A random window of ``photo`` resized to the scene, ``zoom`` times (uniform in
+    ``zoom_range``) the scale that just fills it; where the window leaves the photo (zoom
+    below 1) the photo is mirrored. Returns the image, the scale and the window's top-left
+    corner in the photo."""
     ph, pw = photo.shape[:2]
-    scale = max(width / pw, height / ph) * rng.uniform(1.0, max_zoom)
+    scale = max(width / pw, height / ph) * rng.uniform(*zoom_range)
     crop_w, crop_h = width / scale, height / scale
-    x0 = rng.uniform(0, max(pw - crop_w, 0))
-    y0 = rng.uniform(0, max(ph - crop_h, 0))
+    x0 = rng.uniform(min(pw - crop_w, 0), max(pw - crop_w, 0))
+    y0 = rng.uniform(min(ph - crop_h, 0), max(ph - crop_h, 0))
     matrix = np.float32([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]])
     image = cv2.warpAffine(photo, matrix, (width, height), flags=cv2.INTER_AREA,
                            borderMode=cv2.BORDER_REFLECT)
@@ -171,7 +180,8 @@ def _photo_crop(rng: np.random.Generator, photo: np.ndarray, width: int, height:
 def _background(rng: np.random.Generator, config: SceneConfig, bank: FaceBank) -> np.ndarray:
     if bank.backgrounds and rng.random() < config.photo_background_probability:
         photo = bank.backgrounds[rng.integers(len(bank.backgrounds))]
-        image, _, _ = _photo_crop(rng, photo, config.width, config.height)
+        image, _, _ = _photo_crop(rng, photo, config.width, config.height,
+                                  config.background_zoom_range)
         return np.ascontiguousarray(image[:, ::-1]) if rng.random() < 0.5 else image
     return render_background(rng, config.procedural)
 
@@ -180,7 +190,8 @@ def _photo_scene(rng: np.random.Generator, config: SceneConfig, photo: PhotoFace
                  faces: _Faces) -> np.ndarray:
     """A crop of a labelled training photo; its faces that stay mostly inside are kept."""
     # Little zoom: a face cut by the border would stay in the picture without a label.
-    image, scale, corner = _photo_crop(rng, photo.image, config.width, config.height, 1.15)
+    image, scale, corner = _photo_crop(rng, photo.image, config.width, config.height,
+                                       (1.0, 1.15))
     labels = photo.labels
     size = np.float32([config.width, config.height])
     for i in range(len(labels)):

@@ -1,0 +1,92 @@
+"""Int8 ONNX export (``mos export --format onnx-int8``, ``mos_ros.quantize``)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+from mos_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
+from mos_ros.core.errors import ExportError
+from mos_ros.export import export_model
+from mos_ros.quantize import (
+    CALIBRATION_IMAGES, CHECK_IMAGES, MIN_AGREEMENT, detection_agreement, image_files,
+    quantize_onnx)
+from mos_ros.resources import find_shared_file
+from mos_ros.train.synthetic import write_synthetic_set
+
+#: The synthetic scenes of the shipped synthetic model: faces it finds, to calibrate on.
+SCENE_SEED = 321
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("calibration")
+    write_synthetic_set(folder, CALIBRATION_IMAGES + CHECK_IMAGES, SCENE_SEED)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def int8_model(scenes, tmp_path_factory):
+    fp32 = find_shared_file("models/mos-s-synthetic.onnx")
+    out = tmp_path_factory.mktemp("int8") / "model.int8.onnx"
+    path, agreement = quantize_onnx(fp32, out, scenes)
+    return fp32, path, agreement
+
+
+def test_int8_model_is_qdq_carries_the_metadata_and_agrees_with_fp32(int8_model):
+    fp32, path, agreement = int8_model
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert OnnxRuntimeBackend(path).meta == OnnxRuntimeBackend(fp32).meta
+    assert agreement >= MIN_AGREEMENT
+    assert path.stat().st_size < 0.4 * fp32.stat().st_size
+
+
+def test_int8_outputs_stay_near_fp32_on_a_scene(int8_model, scenes):
+    from mos_ros.core.image_io import read_image
+    from mos_ros.detector import FaceDetector
+
+    fp32, path, _ = int8_model
+    image = read_image(image_files(scenes, 1)[0])
+    want = FaceDetector.open(fp32).detect(image)
+    got = FaceDetector.open(path).detect(image)
+    assert want, "the synthetic model finds faces in its own scenes"
+    assert detection_agreement([[f.box for f in want]], [[f.box for f in got]]) == 1.0
+    yaw_error = [min(abs(g.pose.yaw - w.pose.yaw) for g in got) for w in want]
+    assert np.median(yaw_error) < 5.0
+
+
+def test_detection_agreement_counts_reference_faces_found():
+    box = np.array([0, 0, 10, 10], float)
+    shifted = box + [1, 0, 1, 0]          # IoU 9/11
+    far = box + 50
+    assert detection_agreement([[box, far]], [[shifted]]) == 0.5
+    assert detection_agreement([[box], []], [[], [box]]) == 0.0
+    assert detection_agreement([[]], [[box]]) == 1.0
+    with pytest.raises(ValueError):
+        detection_agreement([[box]], [])
+
+
+def test_too_few_or_no_calibration_images_is_a_clear_error(tmp_path, scenes):
+    with pytest.raises(ExportError, match="holds 0 images, 32 are needed"):
+        quantize_onnx(find_shared_file("models/mos-s-synthetic.onnx"), tmp_path / "x.onnx",
+                      tmp_path)
+    with pytest.raises(ExportError, match="not a folder"):
+        image_files(tmp_path / "absent", 1)
+    with pytest.raises(ExportError, match="calibration images"):
+        export_model(find_shared_file("models/mos-s-synthetic.pt"), "onnx-int8",
+                     tmp_path / "y.int8.onnx")
+    assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_cli_export_onnx_int8_without_calibration_says_what_is_missing(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "mos_ros.cli", "export", "--format", "onnx-int8",
+         str(find_shared_file("models/mos-s-synthetic.pt")), "-o", str(tmp_path / "m.onnx")],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "calibration images" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -47,7 +47,8 @@ class Spec:
 
 SPECS = (
     Spec("model_path", "", "Model file (.onnx, .pt, .ncnn folder); empty: $MOS_MODEL or the "
-         "shipped default model", read_only=True),
+         "shipped default model (int8 on the CPU, fp32 for an accelerator device)",
+         read_only=True),
     Spec("backend", "", "Inference backend (torch, onnxruntime, ncnn); empty: chosen by the "
          "model file's suffix", read_only=True),
     Spec("device", "", "Where inference runs: torch 'cpu'/'cuda'/'cuda:N', onnxruntime "

@@ -48,7 +48,7 @@ def _open_detector(args: argparse.Namespace, **settings):
     from mos_ros.detector import FaceDetector, backend_for_path
     from mos_ros.resources import default_model_path
 
-    model = args.model or default_model_path(args.device or "")
+    model = args.model or default_model_path(args.device or "", args.backend or "")
     backend = args.backend or backend_for_path(model)
     options = device_options(backend, args.device or "", args.threads)
     return FaceDetector.open(model, backend, options, settings=DecodeSettings(**settings),

@@ -4,11 +4,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: The default model, ``models/<DEFAULT_MODEL><suffix>``: int8 ONNX where onnxruntime runs on
-#: the CPU (its default device), fp32 ONNX where an accelerator is named.
+#: The default model, ``models/<DEFAULT_MODEL><suffix>``: for onnxruntime int8 on the CPU (its
+#: default device) and fp32 where an accelerator is named; the other backends' own files.
 DEFAULT_MODEL = "mos-mbv2-faces"
 CPU_MODEL_SUFFIX = ".int8.onnx"
 ACCELERATOR_MODEL_SUFFIX = ".onnx"
+BACKEND_MODEL_SUFFIX = {"torch": ".pt", "ncnn": ".ncnn"}
 _CPU_DEVICE_NAMES = {"cpu", "cpuexecutionprovider"}
 PACKAGE_NAME = "mos_ros"
 
@@ -42,15 +43,19 @@ def is_cpu_device(device: str) -> bool:
     return names <= _CPU_DEVICE_NAMES
 
 
-def default_model_path(device: str = "") -> Path:
-    """The model used when none is named: ``$MOS_MODEL`` if set, else the shipped default.
+def default_model_path(device: str = "", backend: str = "") -> Path:
+    """The model used when none is named: ``$MOS_MODEL`` if set, else the shipped default in
+    the form ``backend`` reads (empty: onnxruntime).
 
-    On the CPU that is the int8 file (about 1.8x faster, same held-out figures, see
-    ``models/README.md``); for an accelerator (``cuda``, ``tensorrt``, ...) the fp32 file,
-    from which TensorRT builds its own reduced-precision engine.
+    For onnxruntime on the CPU that is the int8 file (about 2.5x faster, same held-out
+    figures, see ``models/README.md``); for an accelerator (``cuda``, ``tensorrt``, ...) the
+    fp32 file, from which TensorRT builds its own reduced-precision engine.
     """
     override = os.environ.get("MOS_MODEL")
     if override:
         return Path(override)
-    suffix = CPU_MODEL_SUFFIX if is_cpu_device(device) else ACCELERATOR_MODEL_SUFFIX
+    if backend in BACKEND_MODEL_SUFFIX:
+        suffix = BACKEND_MODEL_SUFFIX[backend]
+    else:
+        suffix = CPU_MODEL_SUFFIX if is_cpu_device(device) else ACCELERATOR_MODEL_SUFFIX
     return find_shared_file(f"models/{DEFAULT_MODEL}{suffix}")

@@ -236,3 +236,14 @@ def test_cpu_model_comes_from_cpuinfo(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: Example CPU @ 2.0GHz\nflags\t: avx\n")
     assert cpu_model_name(cpuinfo) == "Example CPU @ 2.0GHz"
+
+
+def test_each_backend_finds_its_sibling_of_an_int8_model(tmp_path):
+    files = {suffix: tmp_path / f"m{suffix}" for suffix in (".int8.onnx", ".onnx", ".pt")}
+    for path in files.values():
+        path.write_bytes(b"")
+    (tmp_path / "m.ncnn").mkdir()
+    assert model_file_for("torch", files[".int8.onnx"], tmp_path) == files[".pt"]
+    assert model_file_for("ncnn", files[".int8.onnx"], tmp_path) == tmp_path / "m.ncnn"
+    assert model_file_for("onnxruntime", files[".int8.onnx"], tmp_path) == files[".int8.onnx"]
+    assert model_file_for("onnxruntime", files[".pt"], tmp_path) == files[".onnx"]

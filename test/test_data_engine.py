@@ -284,3 +284,22 @@ def test_one_command_runs_every_step_and_a_second_run_resumes(tmp_path):
     bank_time = (root / "bank.pkl").stat().st_mtime
     assert main(["model", str(engine)]) == 0
     assert (root / "bank.pkl").stat().st_mtime == bank_time
+
+
+def test_export_calibrates_the_int8_model_on_the_last_stages_scenes(tmp_path):
+    """The engine's export step: checkpoint copied, int8 ONNX calibrated on the scenes of the
+    last stage (here synthetic scenes, which the shipped synthetic model finds faces in)."""
+    from mos_ros.data.engine import export_model
+    from mos_ros.detector import FaceDetector
+    from mos_ros.quantize import CALIBRATION_IMAGES, CHECK_IMAGES
+    from mos_ros.resources import find_shared_file
+    from mos_ros.train.synthetic import write_synthetic_set
+
+    stages = tuple(Stage(name=n, scenes=1, seed=1, train_config="x.yaml") for n in "ab")
+    config = EngineConfig(stages=stages, root=str(tmp_path), model_name="m",
+                          export=("onnx-int8",))
+    write_synthetic_set(config.label_file(stages[-1]).parent,
+                        CALIBRATION_IMAGES + CHECK_IMAGES, seed=4)
+    written = export_model(config, find_shared_file("models/mos-s-synthetic.pt"))
+    assert written == [tmp_path / "m.pt", tmp_path / "m.int8.onnx"]
+    assert FaceDetector.open(written[1]).meta.variant == "mos-s"

@@ -36,8 +36,11 @@ def test_the_default_model_is_the_real_face_model_and_says_so():
     assert default_model_path().name == "mos-mbv2-faces.int8.onnx"
     for device in ("", "cpu", "CPUExecutionProvider"):
         assert default_model_path(device) == shipped(".int8.onnx")
-    for device in ("cuda", "tensorrt,cuda,cpu", "vulkan"):
+    for device in ("cuda", "tensorrt,cuda,cpu"):
         assert default_model_path(device) == shipped(".onnx")
+    assert default_model_path(backend="onnxruntime") == shipped(".int8.onnx")
+    assert default_model_path(backend="torch") == shipped(".pt")
+    assert default_model_path("vulkan", backend="ncnn") == shipped(".ncnn")
     for path in DEFAULT_FILES.values():
         meta = FaceDetector.open(path).meta
         assert meta.variant == "mos-mbv2" and "real faces" in meta.description

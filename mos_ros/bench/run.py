@@ -165,10 +165,24 @@ MODEL_FORMATS: dict[str, ModelFormat] = {
 }
 
 
-def _sibling_files(model_path: Path) -> list[Path]:
-    """``model_path`` and the files beside it with the same stem and a known model suffix."""
+def _model_suffixes() -> list[str]:
+    """Every model file suffix, longest first (``.int8.onnx`` before ``.onnx``)."""
+    from mos_ros.export import EXPORT_SUFFIXES
+
     suffixes = {s for fmt in MODEL_FORMATS.values() for s in fmt.suffixes}
-    siblings = [model_path.with_suffix(s) for s in sorted(suffixes)]
+    return sorted(suffixes | set(EXPORT_SUFFIXES.values()), key=len, reverse=True)
+
+
+def _sibling_files(model_path: Path) -> list[Path]:
+    """``model_path`` and the files beside it with the same name and another model suffix
+    (``m.int8.onnx`` has the siblings ``m.pt``, ``m.onnx``, ``m.ncnn``); plain suffixes
+    come before compound ones, so ``m.pt`` finds ``m.onnx`` before ``m.int8.onnx``."""
+    suffixes = _model_suffixes()
+    name = model_path.name
+    ending = next((s for s in suffixes if name.lower().endswith(s)), model_path.suffix)
+    base = name[:len(name) - len(ending)]
+    siblings = [model_path.with_name(base + s)
+                for s in sorted(suffixes, key=lambda s: (s.count("."), s))]
     return [model_path] + [p for p in siblings if p != model_path and p.exists()]
 
 

@@ -76,7 +76,8 @@ def _detect_function(args: argparse.Namespace):
     from mos_ros.resources import default_model_path
 
     options = {"device": args.device} if args.device else {}
-    detector = FaceDetector.open(args.model or default_model_path(), args.backend, options,
+    model = args.model or default_model_path(args.device or "", args.backend or "")
+    detector = FaceDetector.open(model, args.backend, options,
                                  settings=DecodeSettings(score_threshold=args.score,
                                                          nms_threshold=args.nms),
                                  input_size=args.input_size)

@@ -66,7 +66,7 @@ class DetectorNode(LifecycleNode):
         """Load the model and create the publishers."""
         v = self.values
         try:
-            self.model = v["model_path"] or str(default_model_path(v["device"]))
+            self.model = v["model_path"] or str(default_model_path(v["device"], v["backend"]))
             backend = v["backend"] or backend_for_path(self.model)
             options = device_options(backend, v["device"], v["threads"])
             self.detector = FaceDetector.open(self.model, backend, options,

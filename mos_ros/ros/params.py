@@ -47,7 +47,8 @@ class Spec:
 
 SPECS = (
     Spec("model_path", "", "Model file (.onnx, .pt, .ncnn folder); empty: $MOS_MODEL or the "
-         "shipped default model (int8 on the CPU, fp32 for an accelerator device)",
+         "shipped default model in the backend's form (onnxruntime: int8 on the CPU, fp32 "
+         "for an accelerator device)",
          read_only=True),
     Spec("backend", "", "Inference backend (torch, onnxruntime, ncnn); empty: chosen by the "
          "model file's suffix", read_only=True),

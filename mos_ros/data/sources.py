@@ -97,6 +97,12 @@ ARCHIVES: dict[str, Archive] = {a.package: a for a in (
             ("apt-get", "download", "opencv-doc"), "opencv-doc_*_all.deb",
             "usr/share/doc/opencv-doc/examples/data", "Apache-2.0 AND BSD-3-Clause",
             retry_after=("apt-get", "update", "-qq")),
+    Archive("matplotlib", "matplotlib==3.11.2 (PyPI wheel, cp311 manylinux x86_64)",
+            (*_PIP_DOWNLOAD, "--only-binary", ":all:", "--python-version", "3.11",
+             "--implementation", "cp", "--abi", "cp311", "--platform", "manylinux2014_x86_64",
+             "matplotlib==3.11.2"),
+            "matplotlib-3.11.2-*.whl", "matplotlib/mpl-data/sample_data",
+            "PSF-style matplotlib licence"),
 )}
 
 
@@ -156,6 +162,9 @@ CATALOGUE: tuple[Photo, ...] = (
            "greyscale, 2 men indoors: frontal face ~40 px, profile ~70 px"),
     _photo("opencv", "basketball2.png", "heldout", (640, 480),
            "next video frame of basketball1.png: the same 2 faces, moved slightly"),
+    _photo("matplotlib", "grace_hopper.jpg", "heldout", (512, 600),
+           "portrait in uniform, 1 frontal face ~200 px",
+           "public-domain (U.S. Navy photograph); package: PSF-style matplotlib licence"),
     # --- tiny: 25 px LFW crops (split by lfw_crops) --------------------------------------
     _photo("skimage", "lfw_subset.npy", "tiny", (0, 0),
            "200 greyscale 25x25 crops, float 0-1: 0-99 faces, 100-199 non-faces (a few hold "

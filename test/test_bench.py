@@ -247,3 +247,25 @@ def test_each_backend_finds_its_sibling_of_an_int8_model(tmp_path):
     assert model_file_for("ncnn", files[".int8.onnx"], tmp_path) == tmp_path / "m.ncnn"
     assert model_file_for("onnxruntime", files[".int8.onnx"], tmp_path) == files[".int8.onnx"]
     assert model_file_for("onnxruntime", files[".pt"], tmp_path) == files[".onnx"]
+
+
+def test_compare_times_files_side_by_side_as_ratios_to_the_first(capsys):
+    from mos_ros.bench.compare import compare_models, format_compare
+    from mos_ros.resources import find_shared_file
+
+    first = find_shared_file("models/mos-s-synthetic.onnx")
+    second = find_shared_file("models/mos-mbv2-faces.int8.onnx")
+    report = compare_models([first, second], TINY_HW, rounds=2, repeats=2, warmup=0,
+                            threads=1)
+    reference, other = report.models
+    assert reference.ratios == (1.0, 1.0) and len(other.round_ms) == 2
+    assert all(ms > 0 for ms in other.round_ms)
+    assert np.allclose(other.ratios, np.array(other.round_ms) / np.array(reference.round_ms))
+    assert other.median_ratio == pytest.approx(float(np.median(other.ratios)))
+    text = format_compare(report)
+    assert "ratio" in text and "mos-mbv2-faces.int8.onnx" in text and "1.00x" in text
+    with pytest.raises(ValueError, match="at least two"):
+        compare_models([first], TINY_HW, rounds=1, repeats=1, warmup=0)
+    assert main(["--model", str(first), "--compare", str(second), "--sizes", "128x96",
+                 "--rounds", "1", "--repeats", "1", "--warmup", "0", "--threads", "1"]) == 0
+    assert "mos-mbv2-faces.int8.onnx" in capsys.readouterr().out

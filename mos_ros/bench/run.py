@@ -37,6 +37,8 @@ BASELINE_INPUT_HW: tuple[int, int] = (480, 640)
 DEFAULT_REPEATS = 30
 DEFAULT_WARMUP = 3
 DEFAULT_BASELINE_REPEATS = 10
+#: Rounds of ``--compare``: every file is timed once per round.
+DEFAULT_ROUNDS = 3
 #: The synthetic frame is random noise at this fraction of the frame size, upsampled smoothly.
 TEXTURE_DOWNSCALE = 8
 TEXTURE_SEED = 0
@@ -401,7 +403,8 @@ def _cell(stat: Stat) -> str:
     return f"{stat.median_ms:8.1f} {stat.p90_ms:7.1f}"
 
 
-def _machine_lines(machine: MachineInfo) -> list[str]:
+def machine_lines(machine: MachineInfo) -> list[str]:
+    """The machine and package versions, as the first lines of a report."""
     versions = ", ".join(f"{name} {version}" for name, version in machine.versions)
     return [f"machine: {machine.cpu_model}, {machine.logical_cores} cores usable, "
             f"torch threads {machine.torch_threads}, Python {machine.python}",
@@ -446,7 +449,7 @@ def _baseline_lines(base: BaselineReport) -> list[str]:
 
 def format_report(report: BenchReport) -> str:
     """The report as plain text: machine, per-backend stage table, baseline comparison."""
-    lines = _machine_lines(report.machine)
+    lines = machine_lines(report.machine)
     lines += [f"model: {report.model_path}", f"frame: {report.frame}", ""]
     lines += _backend_lines(report)
     if report.baseline is not None:
@@ -474,8 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="checkpoint (.pt), .onnx or .ncnn; default: the shipped model")
     parser.add_argument("--backends", nargs="+", default=list(ALL_BACKENDS),
                         choices=list(MODEL_FORMATS), help="backends to time")
-    parser.add_argument("--sizes", nargs="+", type=parse_size,
-                        default=list(DEFAULT_SIZES), help="network inputs, WIDTHxHEIGHT")
+    parser.add_argument("--sizes", nargs="+", type=parse_size, default=None,
+                        help="network inputs, WIDTHxHEIGHT (default: 640x480 and 640x640; "
+                             "640x480 with --compare)")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS,
                         help="timed frames per backend and size")
     parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="untimed frames")
@@ -487,6 +491,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="face counts for the sequential baseline")
     parser.add_argument("--no-baseline", action="store_true",
                         help="skip the sequential-pipeline comparison")
+    parser.add_argument("--compare", nargs="+", type=Path, default=None, metavar="MODEL",
+                        help="time these files side by side with --model (or the first of "
+                             "them), as ratios per round; each with the backend of its suffix")
+    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
+                        help="rounds of --compare")
     parser.add_argument("--image", type=Path, default=None,
                         help="BGR image to time on (default: a synthetic 640x480 frame)")
     return parser
@@ -501,6 +510,22 @@ def _read_image(path: Path) -> np.ndarray:
     return image
 
 
+def _run_compare(args: argparse.Namespace, image: Optional[np.ndarray]) -> int:
+    """``mos bench --compare``: one side-by-side report per input size."""
+    from mos_ros.bench.compare import compare_models, format_compare
+
+    models = ([args.model] if args.model else []) + list(args.compare)
+    for input_hw in args.sizes or [BASELINE_INPUT_HW]:
+        try:
+            report = compare_models(models, input_hw, rounds=args.rounds, repeats=args.repeats,
+                                    warmup=args.warmup, threads=args.threads, image=image,
+                                    frame_name=args.image.name if args.image else "")
+        except ValueError as exc:
+            raise SystemExit(f"mos bench --compare: {exc}") from None
+        print(format_compare(report) + "\n")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``mos bench`` and print its report; returns the exit status."""
     argv = list(argv) if argv is not None else None
@@ -509,13 +534,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         argv = argv[1:]
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    image = _read_image(args.image) if args.image else None
+    if args.compare:
+        return _run_compare(args, image)
     if args.model is None:
         from mos_ros.resources import default_model_path
 
         args.model = default_model_path()
     if min(args.repeats, args.baseline_repeats, *args.faces) < 1 or args.warmup < 0:
         raise SystemExit("mos bench: repeats and face counts must be >= 1, warmup >= 0")
-    image = _read_image(args.image) if args.image else None
+    args.sizes = args.sizes or list(DEFAULT_SIZES)
     report = run_benchmark(args.model, args.backends, args.sizes, args.repeats, args.warmup,
                            args.threads, image=image,
                            frame_name=args.image.name if args.image else "",

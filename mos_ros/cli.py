@@ -82,19 +82,21 @@ def _run_detect(args: argparse.Namespace) -> int:
 
 def _configure_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path, help="mos_ros checkpoint (.pt)")
-    parser.add_argument("--format", required=True, choices=("onnx", "onnx-int8", "ncnn"))
+    from mos_ros.export import EXPORTERS
+
+    parser.add_argument("--format", required=True, choices=sorted(EXPORTERS))
     parser.add_argument("-o", "--out", type=Path, default=None,
-                        help="output file (.onnx, .int8.onnx) or folder (.ncnn); default "
-                             "beside the input")
+                        help="output file (.onnx, .int8.onnx) or folder (.ncnn, .int8.ncnn); "
+                             "default beside the input")
     parser.add_argument("--calibration", type=Path, default=None,
-                        help="onnx-int8: folder of images like the deployment's (at least "
+                        help="int8 formats: folder of images like the deployment's (at least "
                              "32), to calibrate and check the int8 model on")
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from mos_ros.export import export_model
+    from mos_ros.export import CALIBRATED_FORMATS, export_model
 
-    options = {"calibration": args.calibration} if args.format == "onnx-int8" else {}
+    options = {"calibration": args.calibration} if args.format in CALIBRATED_FORMATS else {}
     print(export_model(args.checkpoint, args.format, args.out, **options))
     return 0
 

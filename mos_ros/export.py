@@ -1,5 +1,5 @@
-"""Export a mos_ros checkpoint to ONNX (onnxruntime, TensorRT), int8 ONNX (CPUs) or ncnn
-(ARM boards, Vulkan).
+"""Export a mos_ros checkpoint to ONNX (onnxruntime, TensorRT) or ncnn (ARM boards, Vulkan),
+each also as int8 for CPUs.
 
 Both formats keep the input height and width dynamic (ONNX also the batch), so one file
 serves every camera resolution, and both carry the model's
@@ -298,14 +298,31 @@ def export_onnx_int8(checkpoint_path: str | Path, out_path: str | Path, *,
         return quantize_onnx(fp32, out_path, calibration)[0]
 
 
+def export_ncnn_int8(checkpoint_path: str | Path, out_dir: str | Path, *,
+                     calibration: str | Path | None = None) -> Path:
+    """Write the checkpoint as an int8 ncnn model folder (CPUs, ARM boards) by
+    :mod:`mos_ros.quantize`; ``calibration`` as for :func:`export_onnx_int8`."""
+    from mos_ros.quantize import quantize_ncnn
+
+    if calibration is None:
+        raise ExportError("ncnn-int8 export needs a folder of calibration images")
+    with tempfile.TemporaryDirectory(prefix="mos_export_") as work:
+        fp32 = export_ncnn(checkpoint_path, Path(work) / "model.ncnn")
+        return quantize_ncnn(fp32, out_dir, calibration)[0]
+
+
 #: Export format name -> function(checkpoint_path, out_path, **options) -> written path.
 EXPORTERS: dict[str, Callable[..., Path]] = {
     "onnx": export_onnx,
     "onnx-int8": export_onnx_int8,
     "ncnn": export_ncnn,
+    "ncnn-int8": export_ncnn_int8,
 }
+#: Formats calibrated on images (they take ``calibration=``).
+CALIBRATED_FORMATS = ("onnx-int8", "ncnn-int8")
 #: What each format's file or folder name ends with, next to the checkpoint by default.
-EXPORT_SUFFIXES: dict[str, str] = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "ncnn": ".ncnn"}
+EXPORT_SUFFIXES: dict[str, str] = {"onnx": ".onnx", "onnx-int8": ".int8.onnx", "ncnn": ".ncnn",
+                                   "ncnn-int8": ".int8.ncnn"}
 
 
 def default_export_path(checkpoint_path: str | Path, fmt: str) -> Path:

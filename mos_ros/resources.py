@@ -4,12 +4,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: The default model, ``models/<DEFAULT_MODEL><suffix>``: for onnxruntime int8 on the CPU (its
-#: default device) and fp32 where an accelerator is named; the other backends' own files.
+#: The default model, ``models/<DEFAULT_MODEL><suffix>``.
 DEFAULT_MODEL = "mos-mbv2-faces"
-CPU_MODEL_SUFFIX = ".int8.onnx"
-ACCELERATOR_MODEL_SUFFIX = ".onnx"
-BACKEND_MODEL_SUFFIX = {"torch": ".pt", "ncnn": ".ncnn"}
+#: Backend -> suffix of the default model's file (on the CPU, on an accelerator): int8 where
+#: it is measured faster (onnxruntime on the CPU: 2x), else fp32; CUDA and TensorRT build their
+#: own reduced precision from fp32. ``.int8.ncnn`` ships too, for ARM boards to try: on the
+#: x86 build machine it runs at fp32's speed (models/README.md).
+DEFAULT_MODEL_SUFFIXES = {
+    "onnxruntime": (".int8.onnx", ".onnx"),
+    "ncnn": (".ncnn", ".ncnn"),
+    "torch": (".pt", ".pt"),
+}
 _CPU_DEVICE_NAMES = {"cpu", "cpuexecutionprovider"}
 PACKAGE_NAME = "mos_ros"
 
@@ -45,17 +50,15 @@ def is_cpu_device(device: str) -> bool:
 
 def default_model_path(device: str = "", backend: str = "") -> Path:
     """The model used when none is named: ``$MOS_MODEL`` if set, else the shipped default in
-    the form ``backend`` reads (empty: onnxruntime).
-
-    For onnxruntime on the CPU that is the int8 file (about 2.5x faster, same held-out
-    figures, see ``models/README.md``); for an accelerator (``cuda``, ``tensorrt``, ...) the
-    fp32 file, from which TensorRT builds its own reduced-precision engine.
-    """
+    the form ``backend`` (empty: onnxruntime) reads on ``device`` (empty: the backend's
+    default, the CPU); see :data:`DEFAULT_MODEL_SUFFIXES` and ``models/README.md``."""
     override = os.environ.get("MOS_MODEL")
     if override:
         return Path(override)
-    if backend in BACKEND_MODEL_SUFFIX:
-        suffix = BACKEND_MODEL_SUFFIX[backend]
-    else:
-        suffix = CPU_MODEL_SUFFIX if is_cpu_device(device) else ACCELERATOR_MODEL_SUFFIX
+    backend = backend or "onnxruntime"
+    if backend not in DEFAULT_MODEL_SUFFIXES:
+        raise ValueError(f"no default model for backend {backend!r}; known: "
+                         f"{', '.join(sorted(DEFAULT_MODEL_SUFFIXES))}")
+    cpu_suffix, accelerator_suffix = DEFAULT_MODEL_SUFFIXES[backend]
+    suffix = cpu_suffix if is_cpu_device(device) else accelerator_suffix
     return find_shared_file(f"models/{DEFAULT_MODEL}{suffix}")

@@ -215,7 +215,8 @@ def test_a_written_set_reads_back_in_the_label_format(bank, tmp_path):
 
 def test_engine_config_reads_the_shipped_file_and_names_unknown_keys(tmp_path):
     config = EngineConfig.from_yaml("config/data_engine.yaml")
-    assert config.export == ("onnx", "onnx-int8", "ncnn") and config.stages[0].scene.width == 448
+    assert config.export == ("onnx", "onnx-int8", "ncnn", "ncnn-int8")
+    assert config.stages[0].scene.width == 448
     assert config.stages[-1].scene.background_zoom_range == (0.3, 2.0)
     first = config.stages[0]
     assert config.label_file(first).parts[-3:] == (first.name, "scenes", "label.txt")
@@ -287,8 +288,8 @@ def test_one_command_runs_every_step_and_a_second_run_resumes(tmp_path):
 
 
 def test_export_calibrates_the_int8_model_on_the_last_stages_scenes(tmp_path):
-    """The engine's export step: checkpoint copied, int8 ONNX calibrated on the scenes of the
-    last stage (here synthetic scenes, which the shipped synthetic model finds faces in)."""
+    """The engine's export step: checkpoint copied, int8 ONNX and ncnn calibrated on the scenes
+    of the last stage (here synthetic scenes, which the shipped synthetic model finds faces in)."""
     from mos_ros.data.engine import export_model
     from mos_ros.detector import FaceDetector
     from mos_ros.quantize import CALIBRATION_IMAGES, CHECK_IMAGES
@@ -297,9 +298,9 @@ def test_export_calibrates_the_int8_model_on_the_last_stages_scenes(tmp_path):
 
     stages = tuple(Stage(name=n, scenes=1, seed=1, train_config="x.yaml") for n in "ab")
     config = EngineConfig(stages=stages, root=str(tmp_path), model_name="m",
-                          export=("onnx-int8",))
+                          export=("onnx-int8", "ncnn-int8"))
     write_synthetic_set(config.label_file(stages[-1]).parent,
                         CALIBRATION_IMAGES + CHECK_IMAGES, seed=4)
     written = export_model(config, find_shared_file("models/mos-s-synthetic.pt"))
-    assert written == [tmp_path / "m.pt", tmp_path / "m.int8.onnx"]
-    assert FaceDetector.open(written[1]).meta.variant == "mos-s"
+    assert written == [tmp_path / "m.pt", tmp_path / "m.int8.onnx", tmp_path / "m.int8.ncnn"]
+    assert all(FaceDetector.open(path).meta.variant == "mos-s" for path in written[1:])

@@ -19,8 +19,10 @@ from mos_ros.resources import DEFAULT_MODEL, default_model_path, find_shared_fil
 MIN_RECALL_LARGE = 0.9
 MAX_FP_PER_IMAGE = 0.5
 MAX_YAW_MAE_DEG = 8.0
-#: The files held to the figures: int8 (the CPU default) and fp32 (the accelerator default).
-DEFAULT_FILES = {"int8": default_model_path("cpu"), "fp32": default_model_path("cuda")}
+#: The files held to the figures: int8 (the CPU default), fp32 (the accelerator default) and
+#: the int8 ncnn folder shipped for ARM boards.
+DEFAULT_FILES = {"int8": default_model_path("cpu"), "fp32": default_model_path("cuda"),
+                 "ncnn-int8": find_shared_file(f"models/{DEFAULT_MODEL}.int8.ncnn")}
 
 
 def shipped(suffix: str):
@@ -40,7 +42,10 @@ def test_the_default_model_is_the_real_face_model_and_says_so():
         assert default_model_path(device) == shipped(".onnx")
     assert default_model_path(backend="onnxruntime") == shipped(".int8.onnx")
     assert default_model_path(backend="torch") == shipped(".pt")
+    assert default_model_path(backend="ncnn") == shipped(".ncnn")
     assert default_model_path("vulkan", backend="ncnn") == shipped(".ncnn")
+    with pytest.raises(ValueError, match="no default model for backend 'tflite'"):
+        default_model_path(backend="tflite")
     for path in DEFAULT_FILES.values():
         meta = FaceDetector.open(path).meta
         assert meta.variant == "mos-mbv2" and "real faces" in meta.description
@@ -80,11 +85,12 @@ def test_every_fp32_file_of_the_model_finds_the_same_faces(other):
         assert np.allclose(a.box, b.box, atol=0.5) and abs(a.pose.yaw - b.pose.yaw) < 0.5
 
 
-def test_the_int8_file_finds_the_faces_of_the_fp32_file():
+@pytest.mark.parametrize("int8, fp32", [(".int8.onnx", ".onnx"), (".int8.ncnn", ".ncnn")])
+def test_each_int8_file_finds_the_faces_of_its_fp32_file(int8, fp32):
     image = _group_photo()
     # Detections near the 0.5 threshold may fall either side of it after quantization.
-    reference = [f for f in FaceDetector.open(shipped(".onnx")).detect(image) if f.score > 0.6]
-    faces = FaceDetector.open(shipped(".int8.onnx")).detect(image)
+    reference = [f for f in FaceDetector.open(shipped(fp32)).detect(image) if f.score > 0.6]
+    faces = FaceDetector.open(shipped(int8)).detect(image)
     assert len(reference) >= 5
     assert detection_agreement([[f.box for f in reference]], [[f.box for f in faces]]) == 1.0
 

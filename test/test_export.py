@@ -177,8 +177,8 @@ def test_exported_files_run_at_any_input_size_like_torch(models, backend, size):
 
 
 def test_export_model_knows_its_formats_and_rejects_others(models, tmp_path):
-    assert sorted(EXPORTERS) == ["ncnn", "onnx", "onnx-int8"]
-    with pytest.raises(ValueError, match="ncnn, onnx, onnx-int8"):
+    assert sorted(EXPORTERS) == ["ncnn", "ncnn-int8", "onnx", "onnx-int8"]
+    with pytest.raises(ValueError, match="ncnn, ncnn-int8, onnx, onnx-int8"):
         export_model(models["torch"], "tflite", tmp_path / "x.tflite")
 
 

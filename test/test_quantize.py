@@ -13,7 +13,7 @@ from mos_ros.core.errors import ExportError
 from mos_ros.export import export_model
 from mos_ros.quantize import (
     CALIBRATION_IMAGES, CHECK_IMAGES, MIN_AGREEMENT, detection_agreement, image_files,
-    quantize_onnx)
+    quantize_ncnn, quantize_onnx)
 from mos_ros.resources import find_shared_file
 from mos_ros.train.synthetic import write_synthetic_set
 
@@ -87,10 +87,10 @@ def test_too_few_or_no_calibration_images_is_a_clear_error(tmp_path, scenes):
                       tmp_path)
     with pytest.raises(ExportError, match="not a folder"):
         image_files(tmp_path / "absent", 1)
-    with pytest.raises(ExportError, match="calibration images"):
-        export_model(find_shared_file("models/mos-s-synthetic.pt"), "onnx-int8",
-                     tmp_path / "y.int8.onnx")
-    assert not list(tmp_path.glob("*.onnx"))
+    for fmt in ("onnx-int8", "ncnn-int8"):
+        with pytest.raises(ExportError, match="calibration images"):
+            export_model(find_shared_file("models/mos-s-synthetic.pt"), fmt, tmp_path / "y")
+    assert not list(tmp_path.glob("*.onnx")) and not (tmp_path / "y").exists()
 
 
 def test_cli_export_onnx_int8_without_calibration_says_what_is_missing(tmp_path):
@@ -101,3 +101,33 @@ def test_cli_export_onnx_int8_without_calibration_says_what_is_missing(tmp_path)
     assert result.returncode != 0
     assert "calibration images" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- ncnn -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def int8_ncnn(scenes, tmp_path_factory):
+    base = tmp_path_factory.mktemp("ncnn")
+    fp32 = export_model(find_shared_file("models/mos-s-synthetic.pt"), "ncnn",
+                        base / "model.ncnn")
+    path, agreement = quantize_ncnn(fp32, base / "model.int8.ncnn", scenes)
+    return fp32, path, agreement
+
+
+def test_int8_ncnn_has_int8_convolutions_and_finds_the_fp32_faces(int8_ncnn):
+    from mos_ros.backends.ncnn_backend import NcnnBackend
+
+    fp32, path, agreement = int8_ncnn
+    lines = (path / "model.ncnn.param").read_text().splitlines()
+    convs = [line for line in lines if line.split()[0] in ("Convolution", "ConvolutionDepthWise")]
+    assert convs and all(" 8=" in line for line in convs)
+    assert any(" 8=10" in line for line in convs), "consecutive convolutions pass int8 on"
+    assert (path / "model.ncnn.bin").stat().st_size < 0.4 * (fp32 / "model.ncnn.bin").stat().st_size
+    assert NcnnBackend(path).meta == NcnnBackend(fp32).meta
+    assert agreement >= MIN_AGREEMENT
+
+
+def test_an_int8_ncnn_model_is_not_quantized_twice(int8_ncnn, scenes, tmp_path):
+    _, path, _ = int8_ncnn
+    with pytest.raises(ExportError, match="already quantized"):
+        quantize_ncnn(path, tmp_path / "again.ncnn", scenes)

@@ -9,7 +9,7 @@ then for each stage (a later one fine-tunes the model of the one before):
 3. scenes render the stage's training set (``<stage>/scenes/label.txt`` + ``images``);
 4. train  on them (resuming from the newest state file; CUDA when present);
 and last:
-5. export the final model: checkpoint, ONNX, int8 ONNX and ncnn side by side.
+5. export the final model: checkpoint, ONNX and ncnn, each also as int8, side by side.
 """
 from __future__ import annotations
 
@@ -156,16 +156,18 @@ def train_stage(config: EngineConfig, stage: Stage, start: Path | None = None) -
 
 
 def export_model(config: EngineConfig, checkpoint: Path) -> list[Path]:
-    """Step 5: ``<root>/<model_name>.pt`` and its exports beside it; an int8 model is
+    """Step 5: ``<root>/<model_name>.pt`` and its exports beside it; int8 models are
     calibrated on the last stage's scenes."""
     import shutil
 
-    from mos_ros.export import export_model as export
+    from mos_ros.export import CALIBRATED_FORMATS, export_model as export
 
     model = Path(config.root) / f"{config.model_name}.pt"
     shutil.copyfile(checkpoint, model)
-    options = {"onnx-int8": {"calibration": config.label_file(config.stages[-1]).parent}}
-    return [model] + [export(model, fmt, **options.get(fmt, {})) for fmt in config.export]
+    scenes = config.label_file(config.stages[-1]).parent
+    return [model] + [export(model, fmt, **({"calibration": scenes}
+                                            if fmt in CALIBRATED_FORMATS else {}))
+                      for fmt in config.export]
 
 
 def run_engine(config: EngineConfig) -> list[Path]:

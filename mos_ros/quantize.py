@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,6 +118,33 @@ def _copy_metadata(source: Path, target: Path) -> None:
     onnx.save(proto, str(target))
 
 
+def _quantized(fp32: Path, out: Path, calibration_dir: str | Path,
+               write_int8: Callable[[Sequence[Path], Path], None]) -> tuple[Path, float]:
+    """Calibrate, check and place an int8 model; returns its path and the agreement.
+
+    ``write_int8(calibration_images, path)`` writes the int8 form of ``fp32`` at ``path``; it
+    is then run next to ``fp32`` on the check images and moved to ``out`` only if it passes.
+    """
+    images = image_files(calibration_dir, CALIBRATION_IMAGES + CHECK_IMAGES)
+    calibration, check = images[:CALIBRATION_IMAGES], images[CALIBRATION_IMAGES:]
+    with tempfile.TemporaryDirectory(prefix="mos_int8_") as work:
+        staged = Path(work) / out.name
+        write_int8(calibration, staged)
+        agreement = detection_agreement(_face_boxes(fp32, check), _face_boxes(staged, check))
+        if agreement < MIN_AGREEMENT:
+            raise ExportError(
+                f"{out}: the int8 model finds {agreement:.0%} of the faces the fp32 model "
+                f"finds on {len(check)} check images (at least {MIN_AGREEMENT:.0%} needed); "
+                "calibrate on images more like the deployment's")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.is_dir():
+            shutil.rmtree(out)
+        shutil.move(str(staged), out)
+    _LOG.info("quantized %s to %s (finds %.0f%% of the fp32 model's faces on %d images)",
+              fp32, out, 100 * agreement, len(check))
+    return out, agreement
+
+
 def quantize_onnx(fp32_path: str | Path, out_path: str | Path,
                   calibration_dir: str | Path) -> tuple[Path, float]:
     """Write the int8 form of ``fp32_path`` at ``out_path``; returns it and the agreement.
@@ -128,26 +155,14 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path,
     """
     from mos_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-    fp32_path, out_path = Path(fp32_path), Path(out_path)
-    images = image_files(calibration_dir, CALIBRATION_IMAGES + CHECK_IMAGES)
-    calibration, check = images[:CALIBRATION_IMAGES], images[CALIBRATION_IMAGES:]
+    fp32_path = Path(fp32_path)
     mean = OnnxRuntimeBackend(fp32_path).meta.input_mean
-    with tempfile.TemporaryDirectory(prefix="mos_int8_") as work:
-        staged = Path(work) / "model.int8.onnx"
+
+    def write_int8(calibration: Sequence[Path], staged: Path) -> None:
         _quantize_static(fp32_path, staged, calibration, mean)
         _copy_metadata(fp32_path, staged)
-        agreement = detection_agreement(_face_boxes(fp32_path, check),
-                                        _face_boxes(staged, check))
-        if agreement < MIN_AGREEMENT:
-            raise ExportError(
-                f"{out_path}: the int8 model finds {agreement:.0%} of the faces the fp32 model "
-                f"finds on {len(check)} check images (at least {MIN_AGREEMENT:.0%} needed); "
-                "calibrate on images more like the deployment's")
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(staged), out_path)
-    _LOG.info("quantized %s to %s (finds %.0f%% of the fp32 model's faces on %d images)",
-              fp32_path, out_path, 100 * agreement, len(check))
-    return out_path, agreement
+
+    return _quantized(fp32_path, Path(out_path), calibration_dir, write_int8)
 
 
 # --- ncnn -----------------------------------------------------------------------------------
@@ -315,26 +330,13 @@ def quantize_ncnn(fp32_dir: str | Path, out_dir: str | Path,
     and the agreement. Calibration, check and gate as :func:`quantize_onnx`."""
     from mos_ros.backends.ncnn_backend import model_files, read_meta_json
 
-    fp32_dir, out_dir = Path(fp32_dir), Path(out_dir)
-    images = image_files(calibration_dir, CALIBRATION_IMAGES + CHECK_IMAGES)
-    calibration, check = images[:CALIBRATION_IMAGES], images[CALIBRATION_IMAGES:]
+    fp32_dir = Path(fp32_dir)
     param, _, meta_file = model_files(fp32_dir)
     meta, input_blob, _ = read_meta_json(meta_file)
     layers = _conv_layers(param.read_text().splitlines())
-    scales = _activation_scales(fp32_dir, layers, calibration, meta.input_mean, input_blob)
-    with tempfile.TemporaryDirectory(prefix="mos_int8_") as work:
-        staged = Path(work) / "model.int8.ncnn"
+
+    def write_int8(calibration: Sequence[Path], staged: Path) -> None:
+        scales = _activation_scales(fp32_dir, layers, calibration, meta.input_mean, input_blob)
         _write_int8_ncnn(fp32_dir, staged, scales)
-        agreement = detection_agreement(_face_boxes(fp32_dir, check),
-                                        _face_boxes(staged, check))
-        if agreement < MIN_AGREEMENT:
-            raise ExportError(
-                f"{out_dir}: the int8 model finds {agreement:.0%} of the faces the fp32 model "
-                f"finds on {len(check)} check images (at least {MIN_AGREEMENT:.0%} needed); "
-                "calibrate on images more like the deployment's")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        shutil.move(str(staged), out_dir)
-    _LOG.info("quantized %s to %s (finds %.0f%% of the fp32 model's faces on %d images)",
-              fp32_dir, out_dir, 100 * agreement, len(check))
-    return out_dir, agreement
+
+    return _quantized(fp32_dir, Path(out_dir), calibration_dir, write_int8)

@@ -4,10 +4,12 @@ the faces found.
 An fp32 ONNX model of MOS is quantized by onnxruntime to QDQ form (weights int8 per output
 channel, activations uint8 with ranges observed on calibration images). Weights use 7 of
 the 8 bits (``reduce_range``): x86 CPUs without VNNI multiply uint8 by int8 in 16-bit pairs
-that full-range weights can saturate, and one file must serve every CPU a robot may have. Quantization error
-cannot be held to the fp32 export's 1e-3, so the gate is what a user sees: on images kept
-out of calibration, the int8 model must find at least :data:`MIN_AGREEMENT` of the faces
-the fp32 model finds (IoU >= :data:`AGREEMENT_IOU`, default decode settings).
+that full-range weights can saturate, and one file must serve every CPU a robot may have.
+
+Quantization error cannot be held to the fp32 export's 1e-3, so the gate is what a user
+sees: on images kept out of calibration, the int8 model must find at least
+:data:`MIN_AGREEMENT` of the faces the fp32 model finds (IoU >= :data:`AGREEMENT_IOU`,
+default decode settings).
 
 An fp32 ncnn model is rewritten the way ncnn's own int8 tools would (int8 weights per output
 channel, one scale per layer input from the calibration images, int8 handed on between

@@ -276,8 +276,10 @@ def test_one_command_runs_every_step_and_a_second_run_resumes(tmp_path):
     engine = tmp_path / "engine.yaml"
     engine.write_text(f"root: {tmp_path / 'root'}\nworkers: 1\nmodel_name: tiny\n"
                       f"export: [onnx]\nstages:\n"
-                      f"  - {{name: a, scenes: 3, seed: 1, train_config: {train}, scene: {scene}}}\n"
-                      f"  - {{name: b, scenes: 2, seed: 2, train_config: {train}, scene: {scene}}}\n")
+                      f"  - {{name: a, scenes: 3, seed: 1, train_config: {train}, "
+                      f"scene: {scene}}}\n"
+                      f"  - {{name: b, scenes: 2, seed: 2, train_config: {train}, "
+                      f"scene: {scene}}}\n")
     assert main(["model", str(engine)]) == 0
     root = tmp_path / "root"
     assert (root / "b" / "train" / "state_00000002.pt").is_file()

@@ -119,10 +119,12 @@ def test_int8_ncnn_has_int8_convolutions_and_finds_the_fp32_faces(int8_ncnn):
 
     fp32, path, agreement = int8_ncnn
     lines = (path / "model.ncnn.param").read_text().splitlines()
-    convs = [line for line in lines if line.split()[0] in ("Convolution", "ConvolutionDepthWise")]
+    kinds = ("Convolution", "ConvolutionDepthWise")
+    convs = [line for line in lines if line.split()[0] in kinds]
     assert convs and all(" 8=" in line for line in convs)
     assert any(" 8=10" in line for line in convs), "consecutive convolutions pass int8 on"
-    assert (path / "model.ncnn.bin").stat().st_size < 0.4 * (fp32 / "model.ncnn.bin").stat().st_size
+    size = {folder: (folder / "model.ncnn.bin").stat().st_size for folder in (fp32, path)}
+    assert size[path] < 0.4 * size[fp32]
     assert NcnnBackend(path).meta == NcnnBackend(fp32).meta
     assert agreement >= MIN_AGREEMENT
 

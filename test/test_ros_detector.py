@@ -311,10 +311,22 @@ def test_lifecycle_services_load_subscribe_unsubscribe_and_free(rig, model):
     assert node.detector is None
 
 
+def test_without_a_model_path_the_node_loads_the_default_for_its_backend(rig, monkeypatch):
+    monkeypatch.delenv("MOS_MODEL", raising=False)
+    on_cpu = rig.detector("", autostart=False)
+    torch_node = rig.detector("", backend="torch", autostart=False)
+    for node, file, backend in ((on_cpu, "mos-mbv2-faces.int8.onnx", "onnxruntime"),
+                                (torch_node, "mos-mbv2-faces.pt", "torch")):
+        name = f"{node.get_namespace()}/mos_detector"
+        assert lifecycle(rig, name, Transition.TRANSITION_CONFIGURE) == \
+            State.PRIMARY_STATE_INACTIVE
+        assert node.model.endswith(file) and node.detector.backend.name == backend
+
+
 def test_a_model_that_cannot_load_fails_configure_with_the_reason(rig, tmp_path, capfd):
     missing = tmp_path / "missing.onnx"
     node = rig.detector(missing, autostart=False)
-    state = lifecycle(rig, "/t8/mos_detector", Transition.TRANSITION_CONFIGURE)
+    state = lifecycle(rig, f"{node.get_namespace()}/mos_detector", Transition.TRANSITION_CONFIGURE)
     assert state == State.PRIMARY_STATE_UNCONFIGURED and node.detector is None
     assert "cannot load the model" in capfd.readouterr().err
 

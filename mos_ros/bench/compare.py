@@ -89,9 +89,9 @@ def format_compare(report: CompareReport) -> str:
         f"frame: {report.frame}, input {width}x{height}, {rounds} round(s) of "
         f"{report.repeats} frames per file; total ms (pre + network + post), median per round",
         ""]
-    header = (f"{'model':<44} {'backend':<12} | " + " ".join(f"{'r' + str(i + 1):>7}"
-                                                         for i in range(rounds))
-              + f" | {'median':>7} | {'ratio':>6}  (per round)")
+    round_names = " ".join(f"{'r' + str(i + 1):>7}" for i in range(rounds))
+    header = (f"{'model':<44} {'backend':<12} | {round_names} | {'median':>7} | "
+              f"{'ratio':>6}  (per round)")
     lines += [header, "-" * len(header)]
     for times in report.models:
         name = times.model if len(times.model) <= 44 else "..." + times.model[-41:]

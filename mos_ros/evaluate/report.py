@@ -1,4 +1,4 @@
-"""``mos eval widerface|aflw2000|landmarks|real``: figures as a printed table, PNG plots and JSON.
+"""``mos eval widerface|aflw2000|landmarks|real|head3d``: figures as a table, PNG plots, JSON.
 
 Each subcommand is an entry of :data:`EVAL_COMMANDS`: how to add its arguments, and a run
 that returns a :class:`Report`. The table printed and the JSON written come from the same
@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from mos_ros.core.errors import MosError
-from mos_ros.evaluate import tables
+from mos_ros.evaluate import head3d, tables
 from mos_ros.evaluate.landmarks import CED_THRESHOLD, evaluate_landmarks
 from mos_ros.evaluate.pose import ANGLES, POSE_LIMIT_DEG, evaluate_pose
 from mos_ros.evaluate.widerface import IOU_THRESHOLD, THRESHOLD_COUNT, evaluate_widerface
@@ -224,6 +224,8 @@ EVAL_COMMANDS: dict[str, EvalCommand] = {
                              _run_landmarks),
     "real": EvalCommand("held-out real photos: our model beside the teachers (recall, FP, "
                         "NME, pose MAE)", _configure_real, _run_real),
+    "head3d": EvalCommand("faces in 3-D: depth and angle errors on rendered faces of known "
+                          "distance, beside baselines", head3d.configure, head3d.run),
 }
 
 

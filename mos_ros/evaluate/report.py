@@ -1,4 +1,4 @@
-"""``mos eval widerface|aflw2000|landmarks|real|head3d``: figures as a table, PNG plots, JSON.
+"""``mos eval widerface|aflw2000|landmarks|real|consistency|head3d``: tables, plots, JSON.
 
 Each subcommand is an entry of :data:`EVAL_COMMANDS`: how to add its arguments, and a run
 that returns a :class:`Report`. The table printed and the JSON written come from the same
@@ -215,6 +215,25 @@ def _run_real(args: argparse.Namespace) -> Report:
     return Report(result.markdown().splitlines(), figures, drawings)
 
 
+# --- label-free consistency on real photos ------------------------------------------------
+
+def _configure_consistency(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=None, help="model (default: shipped)")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="data root with the held-out photos (as for `mos eval real`)")
+    parser.add_argument("--rotations", type=float, nargs="+", default=None,
+                        help="in-plane rotations in degrees, OpenCV sign (default: "
+                             "-45 -30 -15 15 30 45)")
+
+
+def _run_consistency(args: argparse.Namespace) -> Report:
+    from mos_ros.evaluate.consistency import ROTATIONS, evaluate_consistency
+
+    result = evaluate_consistency(args.model, args.root,
+                                  rotations=tuple(args.rotations or ROTATIONS))
+    return Report(result.markdown(), result.as_dict(), [])
+
+
 EVAL_COMMANDS: dict[str, EvalCommand] = {
     "widerface": EvalCommand("WIDER FACE val AP (easy/medium/hard), official protocol",
                              _configure_widerface, _run_widerface),
@@ -224,6 +243,9 @@ EVAL_COMMANDS: dict[str, EvalCommand] = {
                              _run_landmarks),
     "real": EvalCommand("held-out real photos: our model beside the teachers (recall, FP, "
                         "NME, pose MAE)", _configure_real, _run_real),
+    "consistency": EvalCommand("held-out real photos, no labels needed: pose and landmarks "
+                               "under rotation and mirroring, beside a constant predictor",
+                               _configure_consistency, _run_consistency),
     "head3d": EvalCommand("faces in 3-D: depth and angle errors on rendered faces of known "
                           "distance, beside baselines", head3d.configure, head3d.run),
 }

@@ -26,7 +26,7 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from mos_ros.core.align import fit_similarity
 from mos_ros.core.pose import euler_to_matrix, matrix_to_euler
-from mos_ros.train.face_mesh import LANDMARK_GROUPS, load_face_mesh
+from mos_ros.scenes.face_mesh import LANDMARK_GROUPS, load_face_mesh
 
 #: Head anchor rings: (spread of the face outline about its centre, depth pushed back in cm).
 #: The inner ring reaches hair line, ears and jaw; the outer one fades out into the scene.

@@ -5,7 +5,7 @@ import pytest
 
 from mos_ros.core.head3d import fit_translation
 from mos_ros.core.image_io import read_image
-from mos_ros.data.reface import face_sources
+from mos_ros.scenes.reface import face_sources
 from mos_ros.data.sources import photos
 from mos_ros.data.teachers import fit_face_mesh, open_teacher
 from mos_ros.detector import FaceDetector

@@ -1,7 +1,7 @@
 """``mos eval head3d``: how far off are the 3-D head positions and orientations?
 
 Rendered set. Real faces of the ``heldout`` photos (never trained on), lifted to 3-D by the
-data engine (:mod:`mos_ros.data.reface`), are put in front of a 640x480 pinhole camera (60 deg
+data engine (:mod:`mos_ros.scenes.reface`), are put in front of a 640x480 pinhole camera (60 deg
 horizontal field of view) at known depths of the sellion (0.5 to 4 m), at a random place in the
 image, turned to a random pose, scaled by a random face size (people differ: about 6 % standard
 deviation), and rendered with a true perspective projection onto a face-free background photo.
@@ -107,7 +107,7 @@ def render_head(rng: np.random.Generator, config: Head3DSetConfig, sources: Sequ
                 backgrounds: Sequence[np.ndarray], depth: float) -> RenderedHead:
     """One face of ``sources`` (pairs of FaceSource, photo and mirror) at sellion depth
     ``depth`` metres, posed, sized and placed at random, in perspective."""
-    from mos_ros.data.reface import reachable_rotation, render_projected
+    from mos_ros.scenes.reface import reachable_rotation, render_projected
 
     camera = config.camera
     sellion = _sellion_at(rng, config, depth)

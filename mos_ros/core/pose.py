@@ -22,9 +22,22 @@ Quaternions are (x, y, z, w), the geometry_msgs order.
 
 Bins: the network predicts, per angle, logits over ``PoseBins.num_bins`` bins of
 ``width_deg``; the angle is the softmax expectation sum_k p_k * width * k + offset.
+
+Image transforms and the pose label
+-----------------------------------
+An in-plane rotation of the image by theta degrees follows OpenCV's sign
+(``cv2.getRotationMatrix2D``): theta > 0 turns the picture counter-clockwise on screen. Seen
+from the camera that is a rotation about the optical axis by -theta, so the head becomes
+``Rz(-theta) @ R_cam_head`` (:func:`rotate_pose`): a frontal face's roll changes by exactly
+-theta, and a turned face's yaw and pitch trade places as its nose axis turns with the
+picture. A left-right mirror negates yaw and roll and keeps pitch (:func:`mirror_pose`).
+:func:`rotate_in_plane` moves boxes, landmarks and poses through one rotation together.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import cv2
 import numpy as np
 
 from mos_ros.core.config import PoseBins
@@ -140,3 +153,99 @@ def euler_to_quaternion(yaw: float, pitch: float, roll: float) -> np.ndarray:
 def quaternion_to_euler(quaternion) -> HeadPose:
     """Yaw, pitch, roll in degrees of a head quaternion (x, y, z, w)."""
     return matrix_to_euler(quaternion_to_matrix(quaternion))
+
+
+# --------------------------------------------------------------------------------------------
+# Image transforms and what they do to the labels
+
+
+def rotate_pose(yaw: float, pitch: float, roll: float, theta_deg: float) -> HeadPose:
+    """Pose of a head after the image is rotated by ``theta_deg`` (OpenCV sign, see the module
+    docstring): ``Rz(-theta) @ R_cam_head``, so a frontal face's roll changes by -theta."""
+    return matrix_to_euler(_rot_z(np.radians(-theta_deg)) @ euler_to_matrix(yaw, pitch, roll))
+
+
+def mirror_pose(yaw: float, pitch: float, roll: float) -> HeadPose:
+    """Pose of a head in the left-right mirrored image: yaw and roll change sign, pitch stays.
+
+    Exact in this convention: the mirror diag(-1, 1, 1) conjugates Rx to itself and Ry, Rz to
+    their inverses, and maps the head axes of a frontal face onto themselves (left/right
+    swapped with the subject's sides)."""
+    return HeadPose(yaw=-float(yaw), pitch=float(pitch), roll=-float(roll))
+
+
+def in_plane_matrix(theta_deg: float, centre: tuple[float, float]) -> np.ndarray:
+    """The 2x3 affine map (pixels to pixels) of a rotation by ``theta_deg`` about ``centre``,
+    OpenCV's sign: theta > 0 turns the picture counter-clockwise on screen."""
+    return cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), float(theta_deg), 1.0)
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Points (..., 2) through a 2x3 affine ``matrix``."""
+    points = np.asarray(points, np.float64)
+    return points @ np.asarray(matrix, np.float64)[:, :2].T + np.asarray(matrix)[:, 2]
+
+
+def rotated_box(box: np.ndarray, matrix: np.ndarray, points: np.ndarray | None = None
+                ) -> np.ndarray:
+    """The axis-aligned box (x1, y1, x2, y2) of a face after a rotation ``matrix``.
+
+    With the face's outline ``points`` (the 468 mesh points whose extent IS the box, in the
+    project's box convention) the box is their rotated extent, exact. Without them the face is
+    taken as the ellipse inscribed in ``box``: its rotated extent is tight for a face outline,
+    where the rotated corners would grow the box by up to 41 %.
+    """
+    if points is not None:
+        moved = transform_points(np.reshape(points, (-1, 2)), matrix)
+        return np.concatenate([moved.min(axis=0), moved.max(axis=0)])
+    box = np.asarray(box, np.float64)
+    centre = transform_points((box[:2] + box[2:]) / 2, matrix)
+    half = (box[2:] - box[:2]) / 2
+    linear = np.abs(np.asarray(matrix, np.float64)[:, :2])
+    reach = np.sqrt((linear ** 2) @ (half ** 2))
+    return np.concatenate([centre - reach, centre + reach])
+
+
+@dataclass(frozen=True)
+class FaceGeometry:
+    """Labels of M faces in image pixels and degrees: ``boxes`` (M, 4), ``landmarks``
+    (M, 5, 2), ``poses`` (M, 3) yaw, pitch, roll."""
+
+    boxes: np.ndarray
+    landmarks: np.ndarray
+    poses: np.ndarray
+
+
+def rotate_in_plane(theta_deg: float, centre: tuple[float, float], boxes: np.ndarray,
+                    landmarks: np.ndarray, poses: np.ndarray,
+                    outlines: list[np.ndarray | None] | None = None) -> FaceGeometry:
+    """Boxes, landmarks and poses of faces in an image rotated by ``theta_deg`` about
+    ``centre`` (OpenCV sign; the image itself goes through ``cv2.warpAffine`` with
+    :func:`in_plane_matrix`), all through the one rotation.
+
+    Landmarks keep their identity (the first eye stays the same eye). ``outlines[i]``, where
+    given, are face ``i``'s mesh points, whose rotated extent is its box (see
+    :func:`rotated_box`).
+    """
+    matrix = in_plane_matrix(theta_deg, centre)
+    boxes = np.reshape(np.asarray(boxes, np.float64), (-1, 4))
+    outlines = outlines if outlines is not None else [None] * len(boxes)
+    if len(outlines) != len(boxes):
+        raise ValueError(f"{len(outlines)} outlines for {len(boxes)} faces")
+    rotated = [rotated_box(box, matrix, points) for box, points in zip(boxes, outlines)]
+    poses = [rotate_pose(*pose, theta_deg).as_tuple()
+             for pose in np.reshape(np.asarray(poses, np.float64), (-1, 3))]
+    return FaceGeometry(np.reshape(rotated, (-1, 4)),
+                        transform_points(np.reshape(landmarks, (-1, 5, 2)), matrix),
+                        np.reshape(poses, (-1, 3)))
+
+
+def expanded_rotation(theta_deg: float, width: int, height: int
+                      ) -> tuple[np.ndarray, tuple[int, int]]:
+    """The rotation by ``theta_deg`` about the image centre, shifted so the whole picture stays
+    in view, and the (width, height) of the canvas that holds it."""
+    matrix = in_plane_matrix(theta_deg, (width / 2.0, height / 2.0))
+    cos, sin = abs(matrix[0, 0]), abs(matrix[0, 1])
+    size = (int(np.ceil(width * cos + height * sin)), int(np.ceil(width * sin + height * cos)))
+    matrix[:, 2] += np.array(size) / 2.0 - np.array([width, height]) / 2.0
+    return matrix, size

@@ -14,6 +14,10 @@ class HeadPose:
     pitch: float
     roll: float
 
+    def as_tuple(self) -> tuple[float, float, float]:
+        """(yaw, pitch, roll) in degrees."""
+        return self.yaw, self.pitch, self.roll
+
 
 @dataclass(frozen=True)
 class Face:

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import yaml
 
-from mos_ros.data.scenes import BANK_FILE, LABEL_FILE, SceneConfig
+from mos_ros.core.label_file import LABEL_FILE
+from mos_ros.scenes.composer import BANK_FILE
+from mos_ros.scenes.config import SceneConfig
 
 LOG = logging.getLogger(__name__)
 SCENES_DIR = "scenes"
@@ -113,7 +115,7 @@ def make_bank(config: EngineConfig) -> Path:
         LOG.info("face bank exists: %s", config.bank_path)
         return config.bank_path
     from mos_ros.data.bank import build_bank
-    from mos_ros.data.scenes import save_bank
+    from mos_ros.scenes.composer import save_bank
     from mos_ros.data.sources import lfw_crops, photos
 
     small_faces, _ = lfw_crops("train", config.sources_root)
@@ -131,7 +133,7 @@ def make_scenes(config: EngineConfig, stage: Stage) -> Path:
     if label_file.is_file():
         LOG.info("training scenes exist: %s", label_file)
         return label_file
-    from mos_ros.data.scenes import write_scene_set
+    from mos_ros.scenes.composer import write_scene_set
 
     return write_scene_set(label_file.parent, stage.scenes, stage.seed, config.bank_path,
                            stage.scene, workers=config.workers)
@@ -140,7 +142,9 @@ def make_scenes(config: EngineConfig, stage: Stage) -> Path:
 def train_stage(config: EngineConfig, stage: Stage, start: Path | None = None) -> Path:
     """Step 4: train a stage on its scenes (from ``start``'s weights when given), resuming
     from its newest state file; returns its final model (skipped when that exists)."""
-    from mos_ros.train.trainer import FINAL_MODEL, TrainConfig, train
+    from mos_ros.train.checkpointing import FINAL_MODEL
+    from mos_ros.train.config import TrainConfig
+    from mos_ros.train.loop import train
 
     final = config.train_dir(stage) / FINAL_MODEL
     if final.is_file():

@@ -1,4 +1,4 @@
-"""``mos eval widerface|aflw2000|landmarks|real``: figures as a printed table, PNG plots and JSON.
+"""``mos eval widerface|aflw2000|landmarks|real|consistency|head3d``: tables, plots, JSON.
 
 Each subcommand is an entry of :data:`EVAL_COMMANDS`: how to add its arguments, and a run
 that returns a :class:`Report`. The table printed and the JSON written come from the same
@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from mos_ros.core.errors import MosError
-from mos_ros.evaluate import tables
+from mos_ros.evaluate import head3d, tables
 from mos_ros.evaluate.landmarks import CED_THRESHOLD, evaluate_landmarks
 from mos_ros.evaluate.pose import ANGLES, POSE_LIMIT_DEG, evaluate_pose
 from mos_ros.evaluate.widerface import IOU_THRESHOLD, THRESHOLD_COUNT, evaluate_widerface
@@ -215,6 +215,25 @@ def _run_real(args: argparse.Namespace) -> Report:
     return Report(result.markdown().splitlines(), figures, drawings)
 
 
+# --- label-free consistency on real photos ------------------------------------------------
+
+def _configure_consistency(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", type=Path, default=None, help="model (default: shipped)")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="data root with the held-out photos (as for `mos eval real`)")
+    parser.add_argument("--rotations", type=float, nargs="+", default=None,
+                        help="in-plane rotations in degrees, OpenCV sign (default: "
+                             "-45 -30 -15 15 30 45)")
+
+
+def _run_consistency(args: argparse.Namespace) -> Report:
+    from mos_ros.evaluate.consistency import ROTATIONS, evaluate_consistency
+
+    result = evaluate_consistency(args.model, args.root,
+                                  rotations=tuple(args.rotations or ROTATIONS))
+    return Report(result.markdown(), result.as_dict(), [])
+
+
 EVAL_COMMANDS: dict[str, EvalCommand] = {
     "widerface": EvalCommand("WIDER FACE val AP (easy/medium/hard), official protocol",
                              _configure_widerface, _run_widerface),
@@ -224,6 +243,11 @@ EVAL_COMMANDS: dict[str, EvalCommand] = {
                              _run_landmarks),
     "real": EvalCommand("held-out real photos: our model beside the teachers (recall, FP, "
                         "NME, pose MAE)", _configure_real, _run_real),
+    "consistency": EvalCommand("held-out real photos, no labels needed: pose and landmarks "
+                               "under rotation and mirroring, beside a constant predictor",
+                               _configure_consistency, _run_consistency),
+    "head3d": EvalCommand("faces in 3-D: depth and angle errors on rendered faces of known "
+                          "distance, beside baselines", head3d.configure, head3d.run),
 }
 
 

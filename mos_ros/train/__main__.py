@@ -13,13 +13,14 @@ import sys
 
 
 def _train(args: argparse.Namespace) -> str:
-    from mos_ros.train.trainer import TrainConfig, train
+    from mos_ros.train.config import TrainConfig
+    from mos_ros.train.loop import train
 
     return str(train(TrainConfig.from_yaml(args.config), resume=args.resume))
 
 
 def _render(args: argparse.Namespace) -> str:
-    from mos_ros.train.synthetic import write_synthetic_set
+    from mos_ros.scenes.synthetic import write_synthetic_set
 
     return str(write_synthetic_set(args.out_dir, args.count, args.seed, workers=args.workers))
 

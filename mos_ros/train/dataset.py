@@ -3,7 +3,7 @@
 Sample ``i`` is a pure function of ``(seed, i)``: the scene (rendered on the fly or the
 ``i mod n``-th image of a written set, in an order shuffled per pass) and its augmentation
 (random square crop, horizontal flip, photometric changes) all draw from
-``scene_rng(seed, i)``. So the data does not depend on the number of workers, and a resumed
+``seeded_rng(seed, i)``. So the data does not depend on the number of workers, and a resumed
 run that starts at sample ``iteration * batch`` sees exactly the data it would have seen.
 
 Images leave the workers as uint8 (H, W, 3) to keep inter-process traffic small; the trainer
@@ -11,6 +11,7 @@ subtracts the mean on the device (:func:`images_to_input`).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,10 +22,14 @@ from torch.utils.data import Dataset, Sampler
 from mos_ros.core.anchors import generate_anchors
 from mos_ros.core.config import BGR_MEAN, PoseBins, PriorConfig
 from mos_ros.core.image_io import read_image
-from mos_ros.train.augment import (
-    CropConfig, FaceLabels, PhotometricConfig, flip_horizontal, photometric, random_square_crop)
-from mos_ros.train.labels import LabelledImage, image_path, missing_images, read_label_file
-from mos_ros.train.synthetic import SyntheticConfig, compose_scene, scene_rng
+from mos_ros.core.label_file import (
+    LabelledImage, image_path, missing_images, read_label_file)
+from mos_ros.core.labels import FaceLabels
+from mos_ros.scenes.config import SyntheticConfig
+from mos_ros.scenes.photometric import PhotometricConfig, photometric
+from mos_ros.scenes.sampling import seeded_rng
+from mos_ros.scenes.synthetic import compose_scene
+from mos_ros.train.augment import CropConfig, flip_horizontal, random_square_crop
 from mos_ros.train.targets import MatchConfig, build_targets
 
 #: Offsets that keep the streams of scene rendering, augmentation and shuffling apart.
@@ -50,11 +55,11 @@ def shuffled_position(seed: int, index: int, count: int) -> int:
     """Item at ``index`` of an endless sequence that visits ``count`` items in a new order on
     every pass (the order of pass ``index // count`` is drawn from ``(seed, pass)``)."""
     epoch, position = divmod(index, count)
-    return int(scene_rng(seed * 3 + _SHUFFLE_STREAM, epoch).permutation(count)[position])
+    return int(seeded_rng(seed * 3 + _SHUFFLE_STREAM, epoch).permutation(count)[position])
 
 
 class SyntheticSource:
-    """Scenes rendered on the fly: scene ``i`` comes from ``scene_rng(seed, i)``."""
+    """Scenes rendered on the fly: scene ``i`` comes from ``seeded_rng(seed, i)``."""
 
     def __init__(self, config: SyntheticConfig, seed: int):
         self.config = config
@@ -62,7 +67,7 @@ class SyntheticSource:
 
     def scene(self, index: int) -> tuple[np.ndarray, FaceLabels]:
         """Image and labels of scene ``index``."""
-        scene = compose_scene(scene_rng(self.seed * 3 + _RENDER_STREAM, index), self.config)
+        scene = compose_scene(seeded_rng(self.seed * 3 + _RENDER_STREAM, index), self.config)
         return scene.image, scene.labels
 
     def item(self, index: int) -> tuple[np.ndarray, FaceLabels]:
@@ -129,7 +134,7 @@ class FaceTrainingSet(Dataset):
     def sample(self, index: int) -> tuple[np.ndarray, FaceLabels]:
         """The augmented square image and its pixel labels (before anchor matching)."""
         image, labels = self.source.scene(index)
-        return self.augment(image, labels, scene_rng(self.seed * 3 + _AUGMENT_STREAM, index))
+        return self.augment(image, labels, seeded_rng(self.seed * 3 + _AUGMENT_STREAM, index))
 
     def augment(self, image: np.ndarray, labels: FaceLabels, rng: np.random.Generator
                 ) -> tuple[np.ndarray, FaceLabels]:
@@ -157,22 +162,41 @@ class FaceTrainingSet(Dataset):
         return image, targets
 
 
-class IndexRange(Sampler):
-    """Sample indices ``first, first + 1, ..., last - 1``: the global sample counter."""
+class ShardedBatchSampler(Sampler):
+    """Batches of global sample indices; each process takes its share of every batch.
 
-    def __init__(self, first: int, last: int):
-        if not 0 <= first <= last:
-            raise ValueError(f"invalid sample range [{first}, {last})")
-        self.first = first
-        self.last = last
+    Global batch ``b`` holds samples ``b * batch .. (b + 1) * batch - 1`` (the global sample
+    counter, so a resumed run sees the same data); process ``rank`` of ``world`` takes the
+    ``rank``-th of ``world`` equal slices. :meth:`keys` says what a batch holds; the feedback
+    sampler overrides it.
+    """
 
-    def __iter__(self):
-        """Indices in order."""
-        return iter(range(self.first, self.last))
+    def __init__(self, first_batch: int, last_batch: int, batch_size: int,
+                 rank: int = 0, world: int = 1):
+        if not 0 <= first_batch <= last_batch:
+            raise ValueError(f"invalid batch range [{first_batch}, {last_batch})")
+        if batch_size % world:
+            raise ValueError(f"batch_size {batch_size} is not divisible by {world} processes")
+        self.first_batch, self.last_batch = first_batch, last_batch
+        self.batch_size, self.rank, self.world = batch_size, rank, world
 
     def __len__(self) -> int:
-        """Number of indices."""
-        return self.last - self.first
+        """Number of batches."""
+        return self.last_batch - self.first_batch
+
+    def __iter__(self) -> Iterator[list]:
+        """This process's share of each batch, built when the loader asks for it."""
+        for batch in range(self.first_batch, self.last_batch):
+            yield self._share(self.keys(batch))
+
+    def _share(self, keys: list) -> list:
+        part = self.batch_size // self.world
+        return keys[self.rank * part:(self.rank + 1) * part]
+
+    def keys(self, batch: int) -> list:
+        """All sample keys of global batch ``batch`` (every process computes the same)."""
+        first = batch * self.batch_size
+        return list(range(first, first + self.batch_size))
 
 
 def collate(batch: list[tuple[np.ndarray, dict[str, np.ndarray]]]

@@ -30,21 +30,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Sampler
 
 from mos_ros.core.codec import decode_boxes
+from mos_ros.core.labels import FaceLabels
 from mos_ros.core.nms import iou_matrix
 from mos_ros.core.postprocess import DecodeSettings
 from mos_ros.core.types import Face
 from mos_ros.core.validation import Rule, Validated
-from mos_ros.train.augment import FaceLabels, scale_labels
-from mos_ros.train.dataset import FaceTrainingSet
+from mos_ros.scenes.sampling import seeded_rng
+from mos_ros.train.augment import scale_labels
+from mos_ros.train.dataset import FaceTrainingSet, ShardedBatchSampler
 from mos_ros.train.validate import detect
 
 LOG = logging.getLogger(__name__)
@@ -55,11 +56,6 @@ MOSAIC_TILES = 4
 #: drawn images apart from each other and from the dataset's streams.
 _TILE_TAG, _DRAW_TAG, _ITEM_TAG = 5_101, 5_102, 5_103
 FEEDBACK_FIELDS = ("small_box_ratio", "stitched_fraction", "hard_set_size", "hard_images")
-
-
-def tagged_rng(*values: int) -> np.random.Generator:
-    """A generator seeded by ``values`` (the last one a stream tag)."""
-    return np.random.default_rng(np.random.SeedSequence([int(v) for v in values]))
 
 
 @dataclass(frozen=True)
@@ -298,36 +294,18 @@ def mine_errors(model: torch.nn.Module, source, images: np.ndarray, input_size: 
 # Sampling and samples
 
 
-class FeedbackBatchSampler(Sampler):
-    """Batch sampler for the loader: per batch, the keys of this process's share.
+class FeedbackBatchSampler(ShardedBatchSampler):
+    """The sharded batch sampler whose keys carry the feedback decisions.
 
-    Global batch ``b`` holds samples ``b * batch .. (b + 1) * batch - 1``; process ``rank``
-    of ``world`` takes the ``rank``-th of ``world`` equal slices. Stitching follows the
-    switch's state when the batch is built; hard-set draws come from ``(seed, b)``.
+    Stitching follows the switch's state when the batch is built; hard-set draws come from
+    ``(seed, b)``.
     """
 
     def __init__(self, first_batch: int, last_batch: int, batch_size: int, seed: int,
                  switch: StitchSwitch | None, hard_set: HardSet | None,
                  rank: int = 0, world: int = 1):
-        if batch_size % world:
-            raise ValueError(f"batch_size {batch_size} is not divisible by {world} processes")
-        self.first_batch, self.last_batch = first_batch, last_batch
-        self.batch_size, self.seed = batch_size, seed
-        self.switch, self.hard_set = switch, hard_set
-        self.rank, self.world = rank, world
-
-    def __len__(self) -> int:
-        """Number of batches."""
-        return self.last_batch - self.first_batch
-
-    def __iter__(self) -> Iterator[list[SampleKey]]:
-        """Keys of each batch, built when the loader asks for it."""
-        for batch in range(self.first_batch, self.last_batch):
-            yield self._share(self.keys(batch))
-
-    def _share(self, keys: list[SampleKey]) -> list[SampleKey]:
-        part = self.batch_size // self.world
-        return keys[self.rank * part:(self.rank + 1) * part]
+        super().__init__(first_batch, last_batch, batch_size, rank, world)
+        self.seed, self.switch, self.hard_set = seed, switch, hard_set
 
     def keys(self, batch: int) -> list[SampleKey]:
         """All keys of global batch ``batch`` (every process computes the same)."""
@@ -338,7 +316,7 @@ class FeedbackBatchSampler(Sampler):
         first = batch * self.batch_size
         items = [()] * self.batch_size
         if self.hard_set is not None:
-            rng = tagged_rng(self.seed, batch, _DRAW_TAG)
+            rng = seeded_rng(self.seed, batch, _DRAW_TAG)
             drawn = self.hard_set.draw(rng, self.batch_size * per_sample).tolist()
             items = [tuple(drawn[k * per_sample:(k + 1) * per_sample])
                      for k in range(self.batch_size)]
@@ -361,7 +339,7 @@ class FeedbackTrainingSet(FaceTrainingSet):
             return mosaic(tiles, self.config.crop.min_face_px)
         if key.items:
             image, labels = self.source.item(key.items[0])
-            return self.augment(image, labels, tagged_rng(self.seed, key.index, _ITEM_TAG))
+            return self.augment(image, labels, seeded_rng(self.seed, key.index, _ITEM_TAG))
         return self.sample(key.index)
 
     def _tile(self, key: SampleKey, tile: int) -> tuple[np.ndarray, FaceLabels]:
@@ -369,7 +347,7 @@ class FeedbackTrainingSet(FaceTrainingSet):
             image, labels = self.source.item(key.items[tile])
         else:
             image, labels = self.source.scene(MOSAIC_TILES * key.index + tile)
-        return self.augment(image, labels, tagged_rng(self.seed, key.index, tile, _TILE_TAG))
+        return self.augment(image, labels, seeded_rng(self.seed, key.index, tile, _TILE_TAG))
 
 
 def _pool_size(source, config: FeedbackConfig) -> int:
@@ -424,7 +402,7 @@ class FeedbackLoop:
         """Run the model over (a share of) the training images and rebuild S from its errors."""
         images = np.arange(self.pool)
         if self.config.mine_images and self.config.mine_images < self.pool:
-            images = np.sort(tagged_rng(self.seed, epoch, _DRAW_TAG).choice(
+            images = np.sort(seeded_rng(self.seed, epoch, _DRAW_TAG).choice(
                 self.pool, self.config.mine_images, replace=False))
         mine = images[rank::world]
         errors = torch.zeros(self.pool, dtype=torch.float64)

@@ -346,7 +346,8 @@ def test_overload_keeps_serving_the_newest_frames_and_counts_drops(rig, model, d
     for sec in range(3):  # measure how fast the node serves
         send_and_receive(pub, convert.bgr_to_image(FRAME, header(sec)), faces)
     period = node.stats.median_latency_ms() / 1000 / 3
-    processed0, dropped0 = node.stats.processed, node.stats.dropped
+    received0, processed0, dropped0 = (node.stats.received, node.stats.processed,
+                                       node.stats.dropped)
     start, sent, rss = time.monotonic(), 0, []
     while time.monotonic() - start < duration_s:
         sent += 1
@@ -356,9 +357,13 @@ def test_overload_keeps_serving_the_newest_frames_and_counts_drops(rig, model, d
         time.sleep(period)
     last = header(1000 + sent).stamp
     assert wait(lambda: any(m.header.stamp == last for m in faces)), "newest frame not served"
-    served = node.stats.processed - processed0
-    assert node.stats.dropped - dropped0 > sent / 3
-    assert served < sent and served > 0
+    # Every frame that arrived was either served or displaced by a newer one (and counted);
+    # the served count follows the newest output by a moment.
+    stats = node.stats
+    assert wait(lambda: stats.received - received0 == (stats.processed - processed0)
+                + (stats.dropped - dropped0)), "frames neither served nor counted as dropped"
+    served, dropped = stats.processed - processed0, stats.dropped - dropped0
+    assert dropped > 0 and 0 < served < sent
     stamps = [m.header.stamp.sec for m in faces if m.header.stamp.sec > 1000]
     assert stamps == sorted(stamps)  # never an older frame after a newer one
     if duration_s > 30 and len(rss) > 4:

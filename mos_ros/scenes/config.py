@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mos_ros.core.validation import Rule, Validated
 from mos_ros.scenes.photometric import PhotometricConfig
 
 
 @dataclass(frozen=True)
-class SyntheticConfig:
+class SyntheticConfig(Validated):
     """What a synthetic scene looks like; every random choice is drawn from these ranges.
 
     Face size is the long side of the face box in pixels, drawn log-uniformly. Angles are drawn
@@ -35,23 +36,20 @@ class SyntheticConfig:
     augment_probability: float = 0.8
     photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
 
-    def __post_init__(self) -> None:
-        """Reject ranges that cannot produce a scene."""
-        if self.width < 16 or self.height < 16:
-            raise ValueError("scene must be at least 16x16 pixels, "
-                             f"got {self.width}x{self.height}")
+    def rules(self) -> list[Rule]:
+        """Ranges that can produce a scene."""
         low, high = self.face_px_range
-        if not 0 < low <= high <= min(self.width, self.height):
-            raise ValueError(f"face_px_range {self.face_px_range} must lie in "
-                             f"(0, {min(self.width, self.height)}] and be ordered")
-        if not 0 <= self.faces_range[0] <= self.faces_range[1]:
-            raise ValueError(f"faces_range {self.faces_range} must be ordered and >= 0")
-        if not 0 < self.distance_range[0] <= self.distance_range[1]:
-            raise ValueError(f"distance_range {self.distance_range} must be positive, ordered")
+        return [("width", self.width >= 16, ">= 16"), ("height", self.height >= 16, ">= 16"),
+                ("face_px_range", 0 < low <= high <= min(self.width, self.height),
+                 f"ordered and within (0, {min(self.width, self.height)}]"),
+                ("faces_range", 0 <= self.faces_range[0] <= self.faces_range[1],
+                 "ordered and >= 0"),
+                ("distance_range", 0 < self.distance_range[0] <= self.distance_range[1],
+                 "positive and ordered")]
 
 
 @dataclass(frozen=True)
-class SceneConfig:
+class SceneConfig(Validated):
     """What a scene looks like. Face size is the long side of the face box in pixels."""
 
     width: int = 448
@@ -87,19 +85,14 @@ class SceneConfig:
     augment_probability: float = 0.85
     photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
 
-    def __post_init__(self) -> None:
-        """Reject ranges that cannot produce a scene."""
+    def rules(self) -> list[Rule]:
+        """Ranges that can produce a scene."""
         low, high = self.face_px_range
-        if not 0 < low <= high <= min(self.width, self.height):
-            raise ValueError(f"face_px_range {self.face_px_range} must be ordered and fit the "
-                             f"{self.width}x{self.height} scene")
         zoom_low, zoom_high = self.background_zoom_range
-        if not 0 < zoom_low <= zoom_high:
-            raise ValueError(f"background_zoom_range {self.background_zoom_range} must be "
-                             "positive and ordered")
-        if not 0 <= self.procedural_fraction <= 1:
-            raise ValueError(f"procedural_fraction must be in [0, 1], got "
-                             f"{self.procedural_fraction}")
+        return [("face_px_range", 0 < low <= high <= min(self.width, self.height),
+                 f"ordered and fit the {self.width}x{self.height} scene"),
+                ("background_zoom_range", 0 < zoom_low <= zoom_high, "positive and ordered"),
+                ("procedural_fraction", 0 <= self.procedural_fraction <= 1, "in [0, 1]")]
 
     @property
     def procedural(self) -> SyntheticConfig:

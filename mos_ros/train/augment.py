@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from mos_ros.core.labels import MIRRORED_LANDMARK_ORDER, FaceLabels
+from mos_ros.core.labels import MIRROR_ANGLE_SIGNS, MIRRORED_LANDMARK_ORDER, FaceLabels
 
 
 def flip_horizontal(image: np.ndarray, labels: FaceLabels) -> tuple[np.ndarray, FaceLabels]:
@@ -27,7 +27,7 @@ def flip_horizontal(image: np.ndarray, labels: FaceLabels) -> tuple[np.ndarray, 
     boxes[:, [0, 2]] = width - labels.boxes[:, [2, 0]]
     landmarks = labels.landmarks[:, list(MIRRORED_LANDMARK_ORDER)].copy()
     landmarks[..., 0] = width - landmarks[..., 0]
-    poses = labels.poses * np.array([-1.0, 1.0, -1.0], dtype=np.float32)
+    poses = labels.poses * MIRROR_ANGLE_SIGNS.astype(np.float32)
     flipped = replace(labels, boxes=boxes, landmarks=landmarks, poses=poses)
     return np.ascontiguousarray(image[:, ::-1]), flipped
 

@@ -1,4 +1,4 @@
-"""The mos command line: detect, export, bench, eval, train, data, demo.
+"""The mos command line: detect, bag, export, bench, eval, train, data, demo.
 
 Each subcommand is a (configure, run) pair in :data:`COMMANDS`; heavy libraries are imported
 only by the command that needs them.
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mos_ros.core.errors import MosError
+from mos_ros.extras import missing_dependency
 
 log = logging.getLogger("mos")
 
@@ -55,10 +56,7 @@ def _open_detector(args: argparse.Namespace, **settings):
                              input_size=getattr(args, "input_size", 640))
 
 
-def _configure_detect(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("source", type=Path, help="image file, folder of images or video")
-    parser.add_argument("-o", "--out", type=Path, default=Path("out/detect"),
-                        help="folder for drawn images and detections.json")
+def _add_detection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--score", type=float, default=0.5, help="face score threshold")
     parser.add_argument("--nms", type=float, default=0.4, help="NMS IoU threshold")
     parser.add_argument("--min-size", type=float, default=0.0, help="smallest face side (px)")
@@ -67,16 +65,63 @@ def _configure_detect(parser: argparse.ArgumentParser) -> None:
     _add_model_arguments(parser)
 
 
+def _open_configured_detector(args: argparse.Namespace):
+    return _open_detector(args, score_threshold=args.score, nms_threshold=args.nms,
+                          min_face_size=args.min_size)
+
+
+def _configure_detect(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", type=Path,
+                        help="image file, folder of images, video or rosbag2 (.mcap, .db3, "
+                             "bag folder)")
+    parser.add_argument("-o", "--out", type=Path, default=Path("out/detect"),
+                        help="folder for drawn images and detections.json")
+    _add_detection_arguments(parser)
+
+
 def _run_detect(args: argparse.Namespace) -> int:
     from mos_ros.offline import detect_files
 
-    detector = _open_detector(args, score_threshold=args.score, nms_threshold=args.nms,
-                              min_face_size=args.min_size)
-    results = detect_files(detector, args.source, args.out)
+    results = detect_files(_open_configured_detector(args), args.source, args.out)
     faces = sum(len(f) for f in results["frames"].values())
     print(f"{len(results['frames'])} image(s), {faces} face(s) -> {args.out}")
     for name, error in results["errors"].items():
         print(f"skipped {name}: {error}")
+    return 0
+
+
+def _configure_bag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", type=Path, help="rosbag2 to read: bag folder, .mcap or .db3")
+    parser.add_argument("-o", "--out", type=Path, required=True,
+                        help="new bag to write (a folder; must not exist)")
+    parser.add_argument("--topic", action="append", default=[],
+                        help="image topic to process (repeatable; default: every "
+                             "sensor_msgs/Image and CompressedImage topic)")
+    parser.add_argument("--select", action="store_true",
+                        help="also run the face selector: <topic>/faces/tracked and "
+                             "<topic>/faces/selected")
+    parser.add_argument("--storage", choices=("mcap", "sqlite3"), default=None,
+                        help="storage of the new bag (default: as the input)")
+    _add_detection_arguments(parser)
+
+
+def _run_bag(args: argparse.Namespace) -> int:
+    from mos_ros.bags import process_bag
+
+    summary = process_bag(args.source, args.out, _open_configured_detector(args), args.topic,
+                          args.select, args.storage or "")
+    for topic, frames in sorted(summary.frames.items()):
+        print(f"{topic}: {frames} frame(s), {summary.faces[topic]} face(s) -> "
+              f"{topic}/faces")
+    for reason, count in sorted(summary.skipped.items()):
+        print(f"skipped {count} frame(s): {reason}")
+    if args.select:
+        print(f"{summary.selected} selected shot(s)")
+    print(f"wrote {args.out}")
+    if summary.error:
+        print(f"mos bag: error: {summary.error} (what was read before it is in {args.out})",
+              file=sys.stderr)
+        return 2
     return 0
 
 
@@ -165,6 +210,8 @@ def _run_demo(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Command] = {
     "detect": Command("detect faces in an image, folder or video", _configure_detect,
                       _run_detect),
+    "bag": Command("detect faces in a rosbag2's images and write them to a new bag",
+                   _configure_bag, _run_bag),
     "export": Command("export a checkpoint to ONNX or ncnn", _configure_export, _run_export),
     "bench": Command("latency per backend and versus a sequential pipeline",
                      _configure_passthrough, _run_bench),
@@ -191,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``mos`` console script; errors become one line and exit code 2."""
+    """Entry point of the ``mos`` console script; errors, and optional dependencies that are
+    not installed, become one line and exit code 2."""
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if rest and not getattr(args, "passthrough", False):
@@ -203,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command].run(args)
     except (MosError, FileNotFoundError, ValueError) as exc:
         print(f"mos {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        line = missing_dependency(exc, f"mos {args.command}")
+        if line is None:
+            raise
+        print(f"mos {args.command}: error: {line}", file=sys.stderr)
         return 2
 
 

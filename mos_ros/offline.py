@@ -1,4 +1,5 @@
-"""Run the detector over an image file, a folder of images or a video; write drawings + JSON."""
+"""Run the detector over an image file, a folder of images, a video or a rosbag2; write drawings
++ JSON."""
 from __future__ import annotations
 
 import json
@@ -17,6 +18,8 @@ from mos_ros.detector import FaceDetector
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"})
+#: rosbag2 storage files (MCAP, sqlite3); a bag folder holds metadata.yaml.
+BAG_SUFFIXES = frozenset({".mcap", ".db3"})
 
 
 @dataclass(frozen=True)
@@ -28,8 +31,18 @@ class Frame:
     error: str | None = None
 
 
+def is_bag(path: Path) -> bool:
+    """Whether ``path`` is a rosbag2: a folder with metadata.yaml, an .mcap or a .db3 file."""
+    return (path / "metadata.yaml").is_file() or path.suffix.lower() in BAG_SUFFIXES
+
+
 def frames_of(source: Path) -> tuple[int | None, Iterator[Frame]]:
-    """Frames of an image, a folder of images or a video, with their count when known."""
+    """Frames of an image, a folder of images, a video or a rosbag2's image topics, with
+    their count when known."""
+    if is_bag(source):
+        from mos_ros.bags import bag_frames
+
+        return bag_frames(source)
     if source.is_dir():
         files = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         return len(files), (_read_frame(p) for p in files)
@@ -74,13 +87,15 @@ def detect_files(detector: FaceDetector, source: Path, out_dir: Path,
     count, frames = frames_of(source)
     results: dict = {"model": detector.meta.variant, "source": str(source), "frames": {},
                      "errors": {}}
-    for frame in tqdm(frames, total=count, disable=not progress or count == 1, unit="img"):
-        if frame.image is None:
-            log.warning("skipped %s", frame.error)
-            results["errors"][frame.name] = frame.error
-            continue
-        faces = detector.detect(frame.image)
-        cv2.imwrite(str(out_dir / f"{frame.name}.jpg"), draw_faces(frame.image, faces))
-        results["frames"][frame.name] = [face.to_dict() for face in faces]
-    (out_dir / "detections.json").write_text(json.dumps(results, indent=1))
+    try:
+        for frame in tqdm(frames, total=count, disable=not progress or count == 1, unit="img"):
+            if frame.image is None:
+                log.warning("skipped %s", frame.error)
+                results["errors"][frame.name] = frame.error
+                continue
+            faces = detector.detect(frame.image)
+            cv2.imwrite(str(out_dir / f"{frame.name}.jpg"), draw_faces(frame.image, faces))
+            results["frames"][frame.name] = [face.to_dict() for face in faces]
+    finally:  # a source that breaks off (a cut-off bag) keeps what was done before
+        (out_dir / "detections.json").write_text(json.dumps(results, indent=1))
     return results

@@ -1,6 +1,8 @@
-"""Where the package's shipped files (models, configs) are found, in a checkout or an install."""
+"""Where the package's shipped files (models, messages, configs) are found: in a checkout, a
+wheel install or a ROS install."""
 from __future__ import annotations
 
+import importlib.resources
 import os
 from pathlib import Path
 
@@ -20,9 +22,16 @@ PACKAGE_NAME = "mos_ros"
 
 
 def share_dirs() -> list[Path]:
-    """Folders that may hold ``models/`` and ``config/``: the source checkout, then the
-    ament share directory of an installed ROS package."""
-    dirs = [Path(__file__).resolve().parents[1]]
+    """Folders that may hold ``models/``, ``msg/`` and ``config/``, in the order searched:
+    the source checkout, the files packaged in an installed wheel (``mos_ros/share/``, see
+    setup.py), then the ament share directory of an installed ROS package."""
+    dirs = []
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "package.xml").is_file():
+        dirs.append(checkout)
+    packaged = Path(str(importlib.resources.files(PACKAGE_NAME) / "share"))
+    if packaged.is_dir():
+        dirs.append(packaged)
     try:
         from ament_index_python.packages import get_package_share_directory
         dirs.append(Path(get_package_share_directory(PACKAGE_NAME)))

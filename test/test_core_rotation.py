@@ -81,7 +81,7 @@ def test_the_box_of_mesh_points_is_their_rotated_extent():
 
 
 def test_the_inscribed_ellipse_box_fits_a_rotated_face_mesh():
-    from mos_ros.train.face_mesh import load_face_mesh
+    from mos_ros.scenes.face_mesh import load_face_mesh
     vertices = load_face_mesh().vertices
     for pose in POSES:
         camera = vertices @ euler_to_matrix(*pose).T * 4 + [200, 200, 0]

@@ -11,15 +11,16 @@ import numpy as np
 import pytest
 
 from mos_ros.core.image_io import read_image
+from mos_ros.core.label_file import read_label_file
 from mos_ros.core.nms import iou_matrix
 from mos_ros.core.pose import euler_to_matrix, matrix_to_euler
-from mos_ros.data import reface, scenes
 from mos_ros.data.bank import build_bank, tiny_faces
 from mos_ros.data.engine import EngineConfig, Stage, make_scenes
 from mos_ros.data.sources import lfw_crops, photo_path, CATALOGUE
 from mos_ros.data.teachers import fit_face_mesh, open_teacher
-from mos_ros.train.labels import read_label_file
-from mos_ros.train.synthetic import scene_rng
+from mos_ros.scenes import composer, reface
+from mos_ros.scenes.config import SceneConfig
+from mos_ros.scenes.sampling import seeded_rng
 
 
 def _photo(name: str):
@@ -63,7 +64,7 @@ def test_shell_triangles_face_the_camera_on_a_frontal_face():
 
 
 def _posed_points(yaw, pitch, roll, scale=12.0, centre=(300.0, 300.0, 1000.0)):
-    from mos_ros.train.face_mesh import load_face_mesh
+    from mos_ros.scenes.face_mesh import load_face_mesh
     rotation = euler_to_matrix(yaw, pitch, roll)
     return load_face_mesh().vertices.astype(np.float64) @ rotation.T * scale + np.array(centre)
 
@@ -160,11 +161,11 @@ def test_tiny_faces_get_labels_inside_their_crop():
 
 
 def test_scenes_are_reproducible_and_labels_lie_in_the_scene(bank):
-    config = scenes.SceneConfig(width=256, height=256, face_px_range=(10.0, 200.0))
+    config = SceneConfig(width=256, height=256, face_px_range=(10.0, 200.0))
     counts = []
     for index in range(6):
-        first, labels = scenes.compose(scene_rng(5, index), config, bank)
-        again, labels_again = scenes.compose(scene_rng(5, index), config, bank)
+        first, labels = composer.compose(seeded_rng(5, index), config, bank)
+        again, labels_again = composer.compose(seeded_rng(5, index), config, bank)
         assert np.array_equal(first, again)
         assert np.array_equal(labels.boxes, labels_again.boxes)
         assert first.shape == (256, 256, 3) and first.dtype == np.uint8
@@ -188,26 +189,26 @@ def test_zoomed_out_backgrounds_repeat_the_photo_mirrored(bank):
     empty = dict(width=256, height=256, face_px_range=(10.0, 100.0), empty_probability=1.0,
                  photo_background_probability=1.0, augment_probability=0.0)
     for index in range(4):
-        zoomed_in = scenes.SceneConfig(**empty, background_zoom_range=(1.0, 2.0))
-        zoomed_out = scenes.SceneConfig(**empty, background_zoom_range=(0.3, 0.3))
-        inside, _ = scenes.compose(scene_rng(2, index), zoomed_in, ramp_bank)
-        around, _ = scenes.compose(scene_rng(2, index), zoomed_out, ramp_bank)
+        zoomed_in = SceneConfig(**empty, background_zoom_range=(1.0, 2.0))
+        zoomed_out = SceneConfig(**empty, background_zoom_range=(0.3, 0.3))
+        inside, _ = composer.compose(seeded_rng(2, index), zoomed_in, ramp_bank)
+        around, _ = composer.compose(seeded_rng(2, index), zoomed_out, ramp_bank)
         assert _direction_changes(inside[128, :, 0]) == 0
         assert _direction_changes(around[128, :, 0]) >= 2
     with pytest.raises(ValueError, match="background_zoom_range"):
-        scenes.SceneConfig(background_zoom_range=(0.0, 1.0))
+        SceneConfig(background_zoom_range=(0.0, 1.0))
 
 
 def test_bank_needs_faces():
     with pytest.raises(ValueError, match="no photo faces"):
-        scenes.FaceBank(faces=(), backgrounds=())
+        composer.FaceBank(faces=(), backgrounds=())
 
 
 def test_a_written_set_reads_back_in_the_label_format(bank, tmp_path):
-    bank_path = scenes.save_bank(bank, tmp_path / "bank.pkl")
-    label_file = scenes.write_scene_set(tmp_path / "set", 3, 11, bank_path,
-                                        scenes.SceneConfig(width=128, height=128,
-                                                           face_px_range=(10.0, 100.0)))
+    bank_path = composer.save_bank(bank, tmp_path / "bank.pkl")
+    label_file = composer.write_scene_set(tmp_path / "set", 3, 11, bank_path,
+                                          SceneConfig(width=128, height=128,
+                                                      face_px_range=(10.0, 100.0)))
     items = read_label_file(label_file)
     assert len(items) == 3
     assert all((label_file.parent / "images" / item.path).is_file() for item in items)
@@ -242,8 +243,8 @@ def test_engine_skips_scenes_that_exist(tmp_path):
 
 def test_realism_counts_teacher_hits_per_kind_of_face(bank):
     from mos_ros.data.realism import measure_realism, realism_table
-    config = scenes.SceneConfig(width=256, height=256, face_px_range=(60.0, 160.0),
-                                faces_range=(1, 2), augment_probability=0.0)
+    config = SceneConfig(width=256, height=256, face_px_range=(60.0, 160.0),
+                         faces_range=(1, 2), augment_probability=0.0)
     results = measure_realism(bank, config, scenes=2)
     assert {r.kind for r in results} == {"turned photo faces", "procedural faces"}
     assert all(r.faces > 0 and 0 <= r.found <= r.faces for r in results)
@@ -296,7 +297,7 @@ def test_export_calibrates_the_int8_model_on_the_last_stages_scenes(tmp_path):
     from mos_ros.detector import FaceDetector
     from mos_ros.quantize import CALIBRATION_IMAGES, CHECK_IMAGES
     from mos_ros.resources import find_shared_file
-    from mos_ros.train.synthetic import write_synthetic_set
+    from mos_ros.scenes.synthetic import write_synthetic_set
 
     stages = tuple(Stage(name=n, scenes=1, seed=1, train_config="x.yaml") for n in "ab")
     config = EngineConfig(stages=stages, root=str(tmp_path), model_name="m",

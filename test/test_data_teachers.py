@@ -15,7 +15,7 @@ from mos_ros.core.align import fit_similarity
 from mos_ros.core.nms import iou_matrix
 from mos_ros.core.pose import euler_to_matrix, matrix_to_euler
 from mos_ros.data import teachers as T
-from mos_ros.train import synthetic
+from mos_ros.scenes import procedural
 
 pytest.importorskip("yuface", reason="the yuface teacher is not installed")
 pytest.importorskip("mediapipe", reason="the blazeface teacher and FaceMesh need mediapipe")
@@ -74,18 +74,18 @@ def obama_fit(obama_consensus, obama) -> T.MeshFit:
 def _render_face(yaw: float, pitch: float, roll: float, face_px: float = 220.0,
                  size: int = 480) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic face at a known pose, centred on a plain background, and its box."""
-    geometry = synthetic.pose_face(yaw, pitch, roll, 8.0)
+    geometry = procedural.pose_face(yaw, pitch, roll, 8.0)
     light = np.float32([0.3, -0.4, -1.0])
-    look = synthetic._Look(skin=synthetic.SKIN_TONES[1].copy(),
-                           hair=synthetic.HAIR_TONES[1].copy(), hair_style=1,
+    look = procedural.Look(skin=procedural.SKIN_TONES[1].copy(),
+                           hair=procedural.HAIR_TONES[1].copy(), hair_style=1,
                            light=light / np.linalg.norm(light), ambient=0.5,
                            tint=np.ones(3, np.float32), has_head=True)
-    albedo = synthetic._albedo(np.random.default_rng(0), look)
+    albedo = procedural.random_albedo(np.random.default_rng(0), look)
     scene = np.full((size, size, 3), (150, 170, 160), np.uint8)
     scale = face_px / geometry.box_side
     centre = (geometry.box[:2] + geometry.box[2:]) / 2
     offset = (np.float32([size / 2, size / 2]) - centre * scale).astype(np.float32)
-    synthetic._draw_face_patch(scene, geometry, look, albedo, scale, offset)
+    procedural.draw_face_patch(scene, geometry, look, albedo, scale, offset)
     return scene, geometry.box * scale + np.tile(offset, 2)
 
 
@@ -105,7 +105,7 @@ def test_similarity_fit_recovers_a_known_scale_rotation_and_translation():
 
 
 def test_mesh_fit_of_posed_canonical_vertices_gives_their_pose_box_and_landmarks():
-    from mos_ros.train.face_mesh import load_face_mesh
+    from mos_ros.scenes.face_mesh import load_face_mesh
     mesh = load_face_mesh()
     points = 12.0 * mesh.vertices @ euler_to_matrix(30.0, -12.0, 18.0).T + [320.0, 240.0, 900.0]
     fit = T.mesh_fit_from_points(points)
@@ -119,7 +119,7 @@ def test_mesh_fit_of_posed_canonical_vertices_gives_their_pose_box_and_landmarks
 
 
 def test_depth_mirrored_points_fit_badly():
-    from mos_ros.train.face_mesh import load_face_mesh
+    from mos_ros.scenes.face_mesh import load_face_mesh
     points = 10.0 * load_face_mesh().vertices @ euler_to_matrix(20.0, 5.0, 0.0).T
     points[:, 2] *= -1
     assert T.mesh_fit_from_points(points).residual > T.MAX_MESH_RESIDUAL

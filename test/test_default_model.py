@@ -95,7 +95,12 @@ def test_each_int8_file_finds_the_faces_of_its_fp32_file(int8, fp32):
     assert detection_agreement([[f.box for f in reference]], [[f.box for f in faces]]) == 1.0
 
 
-def test_the_demo_images_show_faces_to_the_default_model():
+def test_the_demo_images_are_sourced_and_show_faces_to_the_default_model():
+    demo = find_shared_file("models/demo")
+    images = sorted(demo.glob("*.jpg"))
+    sources = (demo / "SOURCES.md").read_text()
+    photos = [path for path in images if not path.name.startswith("synthetic")]
+    assert len(photos) >= 5 and len(images) - len(photos) <= 1
+    assert all(f"`{path.name}`" in sources for path in images)
     detector = FaceDetector.open(default_model_path())
-    images = sorted(find_shared_file("models/demo").glob("*.jpg"))
-    assert sum(bool(detector.detect(read_image(path))) for path in images) >= len(images) - 1
+    assert all(detector.detect(read_image(path)) for path in images)

@@ -7,7 +7,7 @@ from mos_ros.core.head3d import (MEAN_FACE_M, MEAN_FACE_WIDTH_M, PIXEL_CORNER_TO
                                  fit_translation, place_head, place_heads, viewing_rotation)
 from mos_ros.core.pose import euler_to_matrix, quaternion_to_matrix
 from mos_ros.core.types import Face, HeadPose
-from mos_ros.train.face_mesh import load_face_mesh
+from mos_ros.scenes.face_mesh import load_face_mesh
 
 CAMERA = PinholeCamera(600.0, 600.0, 319.5, 239.5, 640, 480)
 SELLION_VERTEX = 168

@@ -52,10 +52,12 @@ def _package_xml_dependencies() -> dict:
 
 
 def _optional_distributions() -> set:
-    """Return the import names of setup.cfg's extras (optional backends)."""
+    """Return the import names of what only pip installs: setup.cfg's extras (optional
+    backends) and base requirements with no rosdep key (onnxruntime)."""
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / 'setup.cfg')
-    names = set()
+    names = {name.replace('-', '_') for name in cfg['options']['install_requires'].split()
+             if name.replace('-', '_') not in ROSDEP_KEYS}
     for value in cfg['options.extras_require'].values():
         for item in re.split(r'[;\n]', value):
             if item.strip():

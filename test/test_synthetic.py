@@ -5,32 +5,35 @@ import cv2
 import numpy as np
 import pytest
 
+from mos_ros.core.label_file import image_path, read_label_file
+from mos_ros.core.labels import FaceLabels
 from mos_ros.core.pose import euler_to_matrix, matrix_to_euler
-from mos_ros.train.augment import FaceLabels, flip_horizontal
-from mos_ros.train.face_mesh import load_face_mesh
-from mos_ros.train.labels import image_path, read_label_file
-from mos_ros.train.synthetic import (
-    SyntheticConfig, compose_scene, pose_face, render_scene, scene_rng, write_synthetic_set)
+from mos_ros.scenes.config import SyntheticConfig
+from mos_ros.scenes.face_mesh import load_face_mesh
+from mos_ros.scenes.procedural import pose_face
+from mos_ros.scenes.sampling import seeded_rng
+from mos_ros.scenes.synthetic import compose_scene, render_scene, write_synthetic_set
+from mos_ros.train.augment import flip_horizontal
 
 SMALL = SyntheticConfig(width=320, height=320, face_px_range=(12.0, 200.0))
 CLEAN = dataclasses.replace(SMALL, augment_probability=0.0)
 
 
 def scenes(config, count, seed=11):
-    return [compose_scene(scene_rng(seed, i), config) for i in range(count)]
+    return [compose_scene(seeded_rng(seed, i), config) for i in range(count)]
 
 
 def test_same_seed_gives_the_same_scene_and_another_seed_does_not():
-    first = render_scene(scene_rng(3, 7), SMALL)
-    again = render_scene(scene_rng(3, 7), SMALL)
-    other = render_scene(scene_rng(3, 8), SMALL)
+    first = render_scene(seeded_rng(3, 7), SMALL)
+    again = render_scene(seeded_rng(3, 7), SMALL)
+    other = render_scene(seeded_rng(3, 8), SMALL)
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[0], other[0])
 
 
 def test_render_scene_returns_image_and_float32_labels_of_matching_lengths():
-    image, boxes, landmarks, poses = render_scene(scene_rng(0, 0), SMALL)
+    image, boxes, landmarks, poses = render_scene(seeded_rng(0, 0), SMALL)
     assert image.shape == (320, 320, 3) and image.dtype == np.uint8
     count = len(boxes)
     assert count >= 1
@@ -106,7 +109,7 @@ def test_positive_yaw_turns_the_nose_to_the_image_left_as_core_pose_says():
 def test_sampled_angles_stay_within_limits_and_favour_frontal():
     config = SyntheticConfig()
     rng = np.random.default_rng(0)
-    from mos_ros.train.synthetic import sample_pose
+    from mos_ros.scenes.sampling import sample_pose
     poses = np.array([sample_pose(rng, config) for _ in range(2000)])
     assert np.all(np.abs(poses[:, 0]) <= 90) and np.all(np.abs(poses[:, 1]) <= 45)
     assert np.all(np.abs(poses[:, 2]) <= 40)
@@ -118,7 +121,7 @@ def test_written_label_file_reads_back_the_rendered_numbers(tmp_path):
     items = read_label_file(label_file)
     assert len(items) == 3
     for index, item in enumerate(items):
-        _, boxes, landmarks, poses = render_scene(scene_rng(21, index), SMALL)
+        _, boxes, landmarks, poses = render_scene(seeded_rng(21, index), SMALL)
         np.testing.assert_array_equal(item.labels.boxes[:, :2], boxes[:, :2])
         np.testing.assert_allclose(item.labels.boxes, boxes, atol=1e-4)
         np.testing.assert_array_equal(item.labels.landmarks, landmarks)

@@ -9,11 +9,12 @@ import torch
 
 from mos_ros.core.codec import decode_boxes, decode_landmarks
 from mos_ros.core.config import PoseBins, PriorConfig
+from mos_ros.core.labels import FaceLabels
 from mos_ros.core.pose import bins_to_degrees, degrees_to_bins
 from mos_ros.model import build_model, load_checkpoint
-from mos_ros.train.augment import FaceLabels
+from mos_ros.scenes.config import SyntheticConfig
+from mos_ros.scenes.synthetic import write_synthetic_set
 from mos_ros.train.loss import MultiTaskLoss, expected_angle, hard_negative_mask
-from mos_ros.train.synthetic import SyntheticConfig, write_synthetic_set
 from mos_ros.train.targets import BACKGROUND, MatchConfig, build_targets, match_anchors
 from mos_ros.train.trainer import (
     TrainConfig, WarmupStepSchedule, freeze_layers, load_initial_weights, train)

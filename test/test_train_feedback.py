@@ -8,14 +8,14 @@ import torch
 
 from mos_ros.core.anchors import generate_anchors
 from mos_ros.core.config import PoseBins, PriorConfig
+from mos_ros.core.label_file import LabelledImage, write_label_file
+from mos_ros.core.labels import FaceLabels
 from mos_ros.core.types import Face, HeadPose
 from mos_ros.model import build_model
-from mos_ros.train.augment import FaceLabels
 from mos_ros.train.dataset import LabelFileSource, SampleConfig, collate
 from mos_ros.train.feedback import (
     FeedbackBatchSampler, FeedbackConfig, FeedbackLoop, FeedbackTrainingSet, HardSet, SampleKey,
     StitchSwitch, count_errors, mosaic, small_face_box_loss)
-from mos_ros.train.labels import LabelledImage, write_label_file
 from mos_ros.train.targets import build_targets
 from mos_ros.train.trainer import TrainConfig, train
 

@@ -32,7 +32,7 @@ from mos_ros.core.types import Face
 #: Five landmarks of the mean face (RetinaFace order: image-left eye, image-right eye, nose tip,
 #: image-left and image-right mouth corner of a frontal face), metres, in the head frame of
 #: :mod:`mos_ros.core.pose` (x out of the face, y to the subject's left ear, z up), origin at
-#: the sellion. Taken from the canonical face mesh (``mos_ros/train/data``); a test keeps them
+#: the sellion. Taken from the canonical face mesh (``mos_ros/scenes/data``); a test keeps them
 #: equal.
 MEAN_FACE_M = np.array([[-0.01610, -0.03160, -0.00628],
                         [-0.01610, 0.03160, -0.00628],

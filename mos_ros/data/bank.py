@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 
 from mos_ros.core.image_io import read_image
-from mos_ros.data.reface import face_sources
-from mos_ros.data.scenes import FaceBank, PhotoFaces, TinyFace
+from mos_ros.core.labels import FaceLabels
 from mos_ros.data.teachers import (
     MAX_MESH_RESIDUAL, ConsensusFace, Teacher, consensus, fit_face_mesh, open_teacher)
-from mos_ros.train.augment import FaceLabels
+from mos_ros.scenes.composer import FaceBank, PhotoFaces, TinyFace
+from mos_ros.scenes.reface import face_sources
 
 LOG = logging.getLogger(__name__)
 #: Teachers whose agreement labels a training photo.

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import yaml
 
-from mos_ros.data.scenes import BANK_FILE, LABEL_FILE, SceneConfig
+from mos_ros.core.label_file import LABEL_FILE
+from mos_ros.scenes.composer import BANK_FILE
+from mos_ros.scenes.config import SceneConfig
 
 LOG = logging.getLogger(__name__)
 SCENES_DIR = "scenes"
@@ -113,7 +115,7 @@ def make_bank(config: EngineConfig) -> Path:
         LOG.info("face bank exists: %s", config.bank_path)
         return config.bank_path
     from mos_ros.data.bank import build_bank
-    from mos_ros.data.scenes import save_bank
+    from mos_ros.scenes.composer import save_bank
     from mos_ros.data.sources import lfw_crops, photos
 
     small_faces, _ = lfw_crops("train", config.sources_root)
@@ -131,7 +133,7 @@ def make_scenes(config: EngineConfig, stage: Stage) -> Path:
     if label_file.is_file():
         LOG.info("training scenes exist: %s", label_file)
         return label_file
-    from mos_ros.data.scenes import write_scene_set
+    from mos_ros.scenes.composer import write_scene_set
 
     return write_scene_set(label_file.parent, stage.scenes, stage.seed, config.bank_path,
                            stage.scene, workers=config.workers)

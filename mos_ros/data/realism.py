@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from mos_ros.core.nms import iou_matrix
-from mos_ros.data.scenes import FaceBank, SceneConfig, compose
 from mos_ros.data.teachers import Teacher, open_teacher, to_mesh_box
-from mos_ros.train.synthetic import scene_rng
+from mos_ros.scenes.composer import FaceBank, compose
+from mos_ros.scenes.config import SceneConfig
+from mos_ros.scenes.sampling import seeded_rng
 
 #: Scene settings that keep only one kind of face: name -> SceneConfig overrides.
 FACE_KINDS = {
@@ -71,7 +72,7 @@ def measure_realism(bank: FaceBank, config: SceneConfig, scenes: int = 40, seed:
         counts = {t.name: [0, []] for t in teachers}
         faces = 0
         for index in range(scenes):
-            image, labels = compose(scene_rng(seed, index), kind_config, bank)
+            image, labels = compose(seeded_rng(seed, index), kind_config, bank)
             sides = np.ptp(labels.boxes.reshape(-1, 2, 2), axis=1).max(axis=1)
             boxes = labels.boxes[sides >= MIN_FACE_PX]
             faces += len(boxes)
@@ -97,7 +98,7 @@ def realism_table(results: list[Realism]) -> str:
 def realism_of_engine(config_path: str | Path, scenes: int = 40) -> str:
     """The table for the bank and the first stage's scene settings of a data engine config."""
     from mos_ros.data.engine import EngineConfig
-    from mos_ros.data.scenes import load_bank
+    from mos_ros.scenes.composer import load_bank
 
     config = EngineConfig.from_yaml(config_path)
     return realism_table(measure_realism(load_bank(config.bank_path), config.stages[0].scene,

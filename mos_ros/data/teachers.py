@@ -7,7 +7,7 @@ float pixels and five landmarks in the RetinaFace order (image-left eye, image-r
 tip, image-left mouth corner, image-right mouth corner).
 
 Teachers disagree on what a face box is. The project's convention is the extent of the face
-mesh (forehead to chin, cheek to cheek; see :mod:`mos_ros.train.synthetic`), so
+mesh (forehead to chin, cheek to cheek; see :mod:`mos_ros.scenes.synthetic`), so
 :func:`consensus` fits MediaPipe FaceMesh to each agreed face (:func:`fit_face_mesh`) and takes
 box, landmarks and head pose from the fit; where the fit fails it converts the teachers' boxes
 by the measured :data:`BOX_TO_MESH` conventions.
@@ -32,7 +32,7 @@ from mos_ros.core.align import fit_similarity
 from mos_ros.core.errors import ImageError
 from mos_ros.core.nms import iou_matrix, nms
 from mos_ros.core.pose import matrix_to_euler
-from mos_ros.train.face_mesh import LANDMARK_GROUPS, load_face_mesh
+from mos_ros.scenes.face_mesh import LANDMARK_GROUPS, load_face_mesh
 
 # --------------------------------------------------------------------------------------------
 # What teachers return

@@ -1,4 +1,4 @@
-"""``mos eval widerface|aflw2000|landmarks|real|consistency``: tables, PNG plots and JSON.
+"""``mos eval widerface|aflw2000|landmarks|real|consistency|head3d``: tables, plots, JSON.
 
 Each subcommand is an entry of :data:`EVAL_COMMANDS`: how to add its arguments, and a run
 that returns a :class:`Report`. The table printed and the JSON written come from the same
@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 
 from mos_ros.core.errors import MosError
-from mos_ros.evaluate import tables
+from mos_ros.evaluate import head3d, tables
 from mos_ros.evaluate.landmarks import CED_THRESHOLD, evaluate_landmarks
 from mos_ros.evaluate.pose import ANGLES, POSE_LIMIT_DEG, evaluate_pose
 from mos_ros.evaluate.widerface import IOU_THRESHOLD, THRESHOLD_COUNT, evaluate_widerface
@@ -246,6 +246,8 @@ EVAL_COMMANDS: dict[str, EvalCommand] = {
     "consistency": EvalCommand("held-out real photos, no labels needed: pose and landmarks "
                                "under rotation and mirroring, beside a constant predictor",
                                _configure_consistency, _run_consistency),
+    "head3d": EvalCommand("faces in 3-D: depth and angle errors on rendered faces of known "
+                          "distance, beside baselines", head3d.configure, head3d.run),
 }
 
 

@@ -1,11 +1,10 @@
 """Conversions between ROS messages and the arrays and dataclasses of :mod:`mos_ros.core`.
 
-Images: the encodings cameras send (bgr8, rgb8, mono8, mono16, bgra8, rgba8, and the packed
-4:2:2 YUV formats) are converted here with numpy/OpenCV, zero-copy for bgr8 (a strided view of
-the message buffer that honours row padding). Other encodings go to cv_bridge where it is
-installed; without it they are rejected. Every unusable image raises :class:`ImageMessageError`,
-whose ``reason`` is a short fixed category (for counting and logging once) and whose message
-gives the details.
+Images and faces are converted by :mod:`mos_ros.core.messages` (which needs no rclpy); this
+module adds what needs the generated classes: building messages, cv_bridge for encodings not
+built in (where cv_bridge is installed; without it they are rejected), markers, detections,
+camera info and diagnostics. Every unusable image raises :class:`ImageMessageError`, whose
+``reason`` is a short fixed category (for counting and logging once).
 """
 from __future__ import annotations
 
@@ -20,10 +19,14 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from mos_ros.core import messages
 from mos_ros.core.errors import ImageError
 from mos_ros.core.markers import AxisArrow, Intrinsics
-from mos_ros.core.pose import euler_to_quaternion
-from mos_ros.core.types import Face, HeadPose
+from mos_ros.core.messages import (  # noqa: F401 - re-exported: the nodes count these reasons
+    BUILTIN_ENCODINGS, EMPTY_DATA, SIZE_MISMATCH, UNDECODABLE, UNKNOWN_ENCODING, ZERO_SIZE,
+    ImageMessageError, compressed_to_bgr)
+from mos_ros.core.messages import face_from_fields as face_from_msg  # noqa: F401
+from mos_ros.core.types import Face
 from mos_ros.msg import Face as FaceMsg
 from mos_ros.msg import FaceArray
 
@@ -32,44 +35,12 @@ try:  # vision_msgs is optional: installed with ROS, not available as a wheel
 except ImportError:  # pragma: no cover - depends on the installation
     Detection2DArray = None
 
-#: Short reasons an image message is rejected (keys of the bad-input counters).
-UNKNOWN_ENCODING = "unknown encoding"
-SIZE_MISMATCH = "step/size mismatch"
-EMPTY_DATA = "empty data"
-UNDECODABLE = "undecodable compressed image"
-ZERO_SIZE = "zero-size image"
-
-#: Encodings converted here: name -> (channels, numpy dtype, OpenCV conversion to BGR or None).
-BUILTIN_ENCODINGS = {
-    "bgr8": (3, np.uint8, None),
-    "rgb8": (3, np.uint8, cv2.COLOR_RGB2BGR),
-    "mono8": (1, np.uint8, cv2.COLOR_GRAY2BGR),
-    "8uc1": (1, np.uint8, cv2.COLOR_GRAY2BGR),
-    "8uc3": (3, np.uint8, None),
-    "mono16": (1, np.uint16, cv2.COLOR_GRAY2BGR),
-    "bgra8": (4, np.uint8, cv2.COLOR_BGRA2BGR),
-    "rgba8": (4, np.uint8, cv2.COLOR_RGBA2BGR),
-    "yuv422": (2, np.uint8, cv2.COLOR_YUV2BGR_UYVY),
-    "uyvy": (2, np.uint8, cv2.COLOR_YUV2BGR_UYVY),
-    "yuv422_yuy2": (2, np.uint8, cv2.COLOR_YUV2BGR_YUY2),
-    "yuyv": (2, np.uint8, cv2.COLOR_YUV2BGR_YUY2),
-}
-#: The 4:2:2 formats pack two pixels into four bytes, so their width must be even.
-PACKED_422 = frozenset({"yuv422", "uyvy", "yuv422_yuy2", "yuyv"})
 #: Distortion model named in the CameraInfo of an ideal (undistorted) camera.
 PLUMB_BOB = "plumb_bob"
 PLUMB_BOB_COEFFICIENTS = 5
 #: Label of every face in vision_msgs output.
 FACE_CLASS_ID = "face"
 MARKER_NAMESPACE = "head_axes"
-
-
-class ImageMessageError(ImageError):
-    """An image message that cannot be used; ``reason`` is one of the fixed categories."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
 
 
 def _bridge():
@@ -83,39 +54,10 @@ def _bridge():
     return _bridge.instance
 
 
-def _check_size(msg: Image | CompressedImage) -> None:
-    if len(msg.data) == 0:
-        raise ImageMessageError(EMPTY_DATA, "the message carries no pixel data")
-
-
 def image_to_bgr(msg: Image) -> np.ndarray:
     """A ``sensor_msgs/Image`` as an (H, W, 3) BGR uint8 array (a view of ``msg.data`` for
-    bgr8). Raises :class:`ImageMessageError` saying why when it cannot be converted."""
-    if msg.height == 0 or msg.width == 0:
-        raise ImageMessageError(ZERO_SIZE, f"image is {msg.width}x{msg.height}")
-    _check_size(msg)
-    encoding = msg.encoding.lower()
-    if encoding not in BUILTIN_ENCODINGS:
-        return _bridge_to_bgr(msg)
-    channels, dtype, conversion = BUILTIN_ENCODINGS[encoding]
-    row_bytes = msg.width * channels * np.dtype(dtype).itemsize
-    if msg.step < row_bytes or len(msg.data) != msg.step * msg.height:
-        raise ImageMessageError(
-            SIZE_MISMATCH, f"{encoding} {msg.width}x{msg.height} needs step >= {row_bytes} and "
-            f"step*height bytes; got step {msg.step} and {len(msg.data)} bytes")
-    if encoding in PACKED_422 and msg.width % 2:
-        raise ImageMessageError(SIZE_MISMATCH, f"{encoding} needs an even width, got {msg.width}")
-    rows = np.frombuffer(msg.data, np.uint8).reshape(msg.height, msg.step)[:, :row_bytes]
-    if dtype == np.uint16:
-        order = ">" if msg.is_bigendian else "<"
-        pixels = np.ascontiguousarray(rows).view(f"{order}u2").astype(np.uint16)
-        pixels = (pixels >> 8).astype(np.uint8)
-    else:
-        pixels = rows
-    pixels = pixels.reshape(msg.height, msg.width, channels)
-    if conversion is None:
-        return pixels
-    return cv2.cvtColor(np.ascontiguousarray(pixels), conversion)
+    bgr8); encodings not built in go to cv_bridge. Raises :class:`ImageMessageError`."""
+    return messages.image_to_bgr(msg, _bridge_to_bgr)
 
 
 def _bridge_to_bgr(msg: Image) -> np.ndarray:
@@ -129,18 +71,6 @@ def _bridge_to_bgr(msg: Image) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001 - CvBridgeError or a numpy error, both bad input
         raise ImageMessageError(UNKNOWN_ENCODING, f"cv_bridge cannot convert "
                                 f"'{msg.encoding}' to bgr8: {exc}") from None
-
-
-def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
-    """A ``sensor_msgs/CompressedImage`` (JPEG, PNG, ...) decoded to BGR uint8."""
-    _check_size(msg)
-    image = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageMessageError(UNDECODABLE, f"OpenCV cannot decode {len(msg.data)} bytes of "
-                                f"format '{msg.format}' (corrupt or unsupported)")
-    if image.size == 0:
-        raise ImageMessageError(ZERO_SIZE, "the decoded image has no pixels")
-    return image
 
 
 def bgr_to_image(image: np.ndarray, header: Header) -> Image:
@@ -162,21 +92,10 @@ def bgr_to_compressed(image: np.ndarray, header: Header, fmt: str = "jpeg") -> C
 
 def face_to_msg(face: Face) -> FaceMsg:
     """A core :class:`Face` as ``mos_ros/Face`` (pixels, degrees, optical-frame quaternion)."""
-    x, y, z, w = euler_to_quaternion(face.pose.yaw, face.pose.pitch, face.pose.roll)
-    return FaceMsg(
-        x_min=float(face.box[0]), y_min=float(face.box[1]), x_max=float(face.box[2]),
-        y_max=float(face.box[3]), score=float(face.score),
-        landmarks=[Point(x=float(u), y=float(v), z=0.0) for u, v in face.landmarks],
-        yaw=float(face.pose.yaw), pitch=float(face.pose.pitch), roll=float(face.pose.roll),
-        orientation=Quaternion(x=float(x), y=float(y), z=float(z), w=float(w)),
-        track_id=0, quality=-1.0)
-
-
-def face_from_msg(msg: FaceMsg) -> Face:
-    """A ``mos_ros/Face`` back as a core :class:`Face` (the inverse of :func:`face_to_msg`)."""
-    landmarks = np.array([[p.x, p.y] for p in msg.landmarks], dtype=np.float32)
-    return Face(box=(msg.x_min, msg.y_min, msg.x_max, msg.y_max), score=msg.score,
-                landmarks=landmarks, pose=HeadPose(msg.yaw, msg.pitch, msg.roll))
+    fields = messages.face_fields(face)
+    x, y, z, w = fields.pop("orientation")
+    landmarks = [Point(x=u, y=v, z=0.0) for u, v in fields.pop("landmarks")]
+    return FaceMsg(landmarks=landmarks, orientation=Quaternion(x=x, y=y, z=z, w=w), **fields)
 
 
 def faces_to_msg(faces: Iterable[Face], header: Header, width: int, height: int) -> FaceArray:

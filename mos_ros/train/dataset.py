@@ -3,7 +3,7 @@
 Sample ``i`` is a pure function of ``(seed, i)``: the scene (rendered on the fly or the
 ``i mod n``-th image of a written set, in an order shuffled per pass) and its augmentation
 (random square crop, horizontal flip, photometric changes) all draw from
-``scene_rng(seed, i)``. So the data does not depend on the number of workers, and a resumed
+``seeded_rng(seed, i)``. So the data does not depend on the number of workers, and a resumed
 run that starts at sample ``iteration * batch`` sees exactly the data it would have seen.
 
 Images leave the workers as uint8 (H, W, 3) to keep inter-process traffic small; the trainer
@@ -21,10 +21,13 @@ from torch.utils.data import Dataset, Sampler
 from mos_ros.core.anchors import generate_anchors
 from mos_ros.core.config import BGR_MEAN, PoseBins, PriorConfig
 from mos_ros.core.image_io import read_image
-from mos_ros.train.augment import (
-    CropConfig, FaceLabels, PhotometricConfig, flip_horizontal, photometric, random_square_crop)
-from mos_ros.train.labels import LabelledImage, image_path, missing_images, read_label_file
-from mos_ros.train.synthetic import SyntheticConfig, compose_scene, scene_rng
+from mos_ros.core.label_file import LabelledImage, image_path, missing_images, read_label_file
+from mos_ros.core.labels import FaceLabels
+from mos_ros.scenes.config import SyntheticConfig
+from mos_ros.scenes.photometric import PhotometricConfig, photometric
+from mos_ros.scenes.sampling import seeded_rng
+from mos_ros.scenes.synthetic import compose_scene
+from mos_ros.train.augment import CropConfig, flip_horizontal, random_square_crop
 from mos_ros.train.targets import MatchConfig, build_targets
 
 #: Offsets that keep the streams of scene rendering, augmentation and shuffling apart.
@@ -50,11 +53,11 @@ def shuffled_position(seed: int, index: int, count: int) -> int:
     """Item at ``index`` of an endless sequence that visits ``count`` items in a new order on
     every pass (the order of pass ``index // count`` is drawn from ``(seed, pass)``)."""
     epoch, position = divmod(index, count)
-    return int(scene_rng(seed * 3 + _SHUFFLE_STREAM, epoch).permutation(count)[position])
+    return int(seeded_rng(seed * 3 + _SHUFFLE_STREAM, epoch).permutation(count)[position])
 
 
 class SyntheticSource:
-    """Scenes rendered on the fly: scene ``i`` comes from ``scene_rng(seed, i)``."""
+    """Scenes rendered on the fly: scene ``i`` comes from ``seeded_rng(seed, i)``."""
 
     def __init__(self, config: SyntheticConfig, seed: int):
         self.config = config
@@ -62,7 +65,7 @@ class SyntheticSource:
 
     def scene(self, index: int) -> tuple[np.ndarray, FaceLabels]:
         """Image and labels of scene ``index``."""
-        scene = compose_scene(scene_rng(self.seed * 3 + _RENDER_STREAM, index), self.config)
+        scene = compose_scene(seeded_rng(self.seed * 3 + _RENDER_STREAM, index), self.config)
         return scene.image, scene.labels
 
     def item(self, index: int) -> tuple[np.ndarray, FaceLabels]:
@@ -129,7 +132,7 @@ class FaceTrainingSet(Dataset):
     def sample(self, index: int) -> tuple[np.ndarray, FaceLabels]:
         """The augmented square image and its pixel labels (before anchor matching)."""
         image, labels = self.source.scene(index)
-        return self.augment(image, labels, scene_rng(self.seed * 3 + _AUGMENT_STREAM, index))
+        return self.augment(image, labels, seeded_rng(self.seed * 3 + _AUGMENT_STREAM, index))
 
     def augment(self, image: np.ndarray, labels: FaceLabels, rng: np.random.Generator
                 ) -> tuple[np.ndarray, FaceLabels]:

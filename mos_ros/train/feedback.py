@@ -39,11 +39,13 @@ import torch.nn.functional as F
 from torch.utils.data import Sampler
 
 from mos_ros.core.codec import decode_boxes
+from mos_ros.core.labels import FaceLabels
 from mos_ros.core.nms import iou_matrix
 from mos_ros.core.postprocess import DecodeSettings
 from mos_ros.core.types import Face
 from mos_ros.core.validation import Rule, Validated
-from mos_ros.train.augment import FaceLabels, scale_labels
+from mos_ros.scenes.sampling import seeded_rng
+from mos_ros.train.augment import scale_labels
 from mos_ros.train.dataset import FaceTrainingSet
 from mos_ros.train.validate import detect
 
@@ -55,11 +57,6 @@ MOSAIC_TILES = 4
 #: drawn images apart from each other and from the dataset's streams.
 _TILE_TAG, _DRAW_TAG, _ITEM_TAG = 5_101, 5_102, 5_103
 FEEDBACK_FIELDS = ("small_box_ratio", "stitched_fraction", "hard_set_size", "hard_images")
-
-
-def tagged_rng(*values: int) -> np.random.Generator:
-    """A generator seeded by ``values`` (the last one a stream tag)."""
-    return np.random.default_rng(np.random.SeedSequence([int(v) for v in values]))
 
 
 @dataclass(frozen=True)
@@ -338,7 +335,7 @@ class FeedbackBatchSampler(Sampler):
         first = batch * self.batch_size
         items = [()] * self.batch_size
         if self.hard_set is not None:
-            rng = tagged_rng(self.seed, batch, _DRAW_TAG)
+            rng = seeded_rng(self.seed, batch, _DRAW_TAG)
             drawn = self.hard_set.draw(rng, self.batch_size * per_sample).tolist()
             items = [tuple(drawn[k * per_sample:(k + 1) * per_sample])
                      for k in range(self.batch_size)]
@@ -361,7 +358,7 @@ class FeedbackTrainingSet(FaceTrainingSet):
             return mosaic(tiles, self.config.crop.min_face_px)
         if key.items:
             image, labels = self.source.item(key.items[0])
-            return self.augment(image, labels, tagged_rng(self.seed, key.index, _ITEM_TAG))
+            return self.augment(image, labels, seeded_rng(self.seed, key.index, _ITEM_TAG))
         return self.sample(key.index)
 
     def _tile(self, key: SampleKey, tile: int) -> tuple[np.ndarray, FaceLabels]:
@@ -369,7 +366,7 @@ class FeedbackTrainingSet(FaceTrainingSet):
             image, labels = self.source.item(key.items[tile])
         else:
             image, labels = self.source.scene(MOSAIC_TILES * key.index + tile)
-        return self.augment(image, labels, tagged_rng(self.seed, key.index, tile, _TILE_TAG))
+        return self.augment(image, labels, seeded_rng(self.seed, key.index, tile, _TILE_TAG))
 
 
 def _pool_size(source, config: FeedbackConfig) -> int:
@@ -424,7 +421,7 @@ class FeedbackLoop:
         """Run the model over (a share of) the training images and rebuild S from its errors."""
         images = np.arange(self.pool)
         if self.config.mine_images and self.config.mine_images < self.pool:
-            images = np.sort(tagged_rng(self.seed, epoch, _DRAW_TAG).choice(
+            images = np.sort(seeded_rng(self.seed, epoch, _DRAW_TAG).choice(
                 self.pool, self.config.mine_images, replace=False))
         mine = images[rank::world]
         errors = torch.zeros(self.pool, dtype=torch.float64)

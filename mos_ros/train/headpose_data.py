@@ -22,7 +22,7 @@ Labels derived from the 68 points: the box is their bounding rectangle (grown by
 of its size on each side), the five landmarks are the eye centres (mean of the contours
 36-41 and 42-47), the nose tip (30) and the mouth corners (48, 54), the subject's right side
 first, which is the image-left side for any face that shows both eyes (|yaw| < 90 degrees):
-the order of :mod:`mos_ros.train.labels`.
+the order of :mod:`mos_ros.core.label_file`.
 
 A set is a folder (searched recursively for ``.mat`` files that have an image beside them;
 landmark-only ``.mat`` files such as 300W-LP's ``landmarks/`` are skipped) or a text file
@@ -40,7 +40,7 @@ import numpy as np
 import scipy.io
 
 from mos_ros.core.image_io import read_image
-from mos_ros.train.augment import FaceLabels
+from mos_ros.core.labels import FaceLabels
 from mos_ros.train.dataset import shuffled_position
 
 LOG = logging.getLogger(__name__)

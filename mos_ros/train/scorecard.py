@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from mos_ros.core.labels import FaceLabels
 from mos_ros.core.types import Face
-from mos_ros.train.augment import FaceLabels
-from mos_ros.train.synthetic import SyntheticConfig
+from mos_ros.scenes.config import SyntheticConfig
 from mos_ros.train.validate import evaluate, match_image, render_validation_set
 
 #: Held-out scenes of the model card: seeds never used for training or validation.

@@ -15,9 +15,9 @@ import numpy as np
 
 from mos_ros.core.codec import decode_boxes, encode_boxes, encode_landmarks
 from mos_ros.core.config import PoseBins, PriorConfig
+from mos_ros.core.labels import FaceLabels
 from mos_ros.core.nms import iou_matrix
 from mos_ros.core.pose import degrees_to_bins
-from mos_ros.train.augment import FaceLabels
 
 BACKGROUND = -1
 NUM_LANDMARK_VALUES = 10

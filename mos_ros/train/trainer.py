@@ -36,9 +36,13 @@ import yaml
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from mos_ros.core.label_file import LABEL_FILE
 from mos_ros.model import build_model, save_checkpoint
 from mos_ros.model.mos import MOS
-from mos_ros.train.augment import CropConfig, PhotometricConfig
+from mos_ros.scenes.config import SyntheticConfig
+from mos_ros.scenes.photometric import PhotometricConfig
+from mos_ros.scenes.synthetic import write_synthetic_set
+from mos_ros.train.augment import CropConfig
 from mos_ros.train.dataset import (
     FaceTrainingSet, IndexRange, LabelFileSource, SampleConfig, SyntheticSource, collate,
     images_to_input, targets_to_device)
@@ -47,9 +51,8 @@ from mos_ros.train.feedback import (
     FEEDBACK_FIELDS, FeedbackConfig, FeedbackLoop, FeedbackTrainingSet)
 from mos_ros.train.headpose_data import HeadPoseLabelConfig, HeadPoseSource, MixedSource
 from mos_ros.train.loss import LossConfig, MultiTaskLoss
-from mos_ros.train.uncertainty import SCALE_NAMES, TASKS
-from mos_ros.train.synthetic import SyntheticConfig, write_synthetic_set
 from mos_ros.train.targets import MatchConfig
+from mos_ros.train.uncertainty import SCALE_NAMES, TASKS
 from mos_ros.train.validate import ValidationResult, render_validation_set, validate
 
 LOG = logging.getLogger(__name__)
@@ -381,7 +384,7 @@ def _detection_source(config: TrainConfig, output_dir: Path,
         return LabelFileSource(config.train_label_file, config.seed)
     if config.prerender > 0:
         folder = output_dir / PRERENDER_DIR
-        label_file = folder / "label.txt"
+        label_file = folder / LABEL_FILE
         if not label_file.is_file() and context.is_main:
             write_synthetic_set(folder, config.prerender, config.seed * 3,
                                 config.synthetic, workers=max(1, config.workers))

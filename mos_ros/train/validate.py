@@ -12,12 +12,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from mos_ros.core.labels import FaceLabels
 from mos_ros.core.nms import iou_matrix
 from mos_ros.core.postprocess import DecodeSettings, decode_faces
 from mos_ros.core.preprocess import prepare
 from mos_ros.core.types import Face, RawOutputs
-from mos_ros.train.augment import FaceLabels
-from mos_ros.train.synthetic import SyntheticConfig, compose_scene, scene_rng
+from mos_ros.scenes.config import SyntheticConfig
+from mos_ros.scenes.sampling import seeded_rng
+from mos_ros.scenes.synthetic import compose_scene
 
 MATCH_IOU = 0.5
 #: A low score threshold so the precision-recall curve reaches far into recall.
@@ -45,7 +47,7 @@ class ValidationResult:
 def render_validation_set(count: int, seed: int, config: SyntheticConfig
                           ) -> list[tuple[np.ndarray, FaceLabels]]:
     """``count`` held-out scenes (their seed must differ from the training seeds)."""
-    scenes = [compose_scene(scene_rng(seed, index), config) for index in range(count)]
+    scenes = [compose_scene(seeded_rng(seed, index), config) for index in range(count)]
     return [(scene.image, scene.labels) for scene in scenes]
 
 

@@ -1,6 +1,6 @@
 """The canonical face mesh used to render synthetic faces, in the head frame of core.pose.
 
-The mesh ships in ``mos_ros/train/data`` (MediaPipe canonical face model, Apache-2.0; see the
+The mesh ships in ``mos_ros/scenes/data`` (MediaPipe canonical face model, Apache-2.0; see the
 README there). Its own axes are x toward the image right of a frontal face (the subject's
 left), y up and z toward the viewer, in centimetres. :func:`load_face_mesh` re-expresses the
 vertices in the head body frame of :mod:`mos_ros.core.pose` (x forward out of the face,
@@ -31,9 +31,6 @@ IMAGE_RIGHT_MOUTH_CORNER = (291,)
 LANDMARK_GROUPS: tuple[tuple[int, ...], ...] = (
     IMAGE_LEFT_EYE_RING, IMAGE_RIGHT_EYE_RING, NOSE_TIP,
     IMAGE_LEFT_MOUTH_CORNER, IMAGE_RIGHT_MOUTH_CORNER)
-
-#: Landmark order after a horizontal mirror: the eyes swap and so do the mouth corners.
-MIRRORED_LANDMARK_ORDER = (1, 0, 2, 4, 3)
 
 #: Maps mesh axes (x right, y up, z to viewer) to head body axes (x forward, y left, z up).
 MESH_TO_HEAD = np.array([[0.0, 0.0, 1.0],

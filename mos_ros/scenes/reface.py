@@ -17,7 +17,7 @@ its mirror image and the copy nearer the wanted pose is used.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import cv2
@@ -26,7 +26,7 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from mos_ros.core.align import fit_similarity
 from mos_ros.core.pose import euler_to_matrix, matrix_to_euler
-from mos_ros.train.face_mesh import LANDMARK_GROUPS, load_face_mesh
+from mos_ros.scenes.face_mesh import LANDMARK_GROUPS, load_face_mesh
 
 #: Head anchor rings: (spread of the face outline about its centre, depth pushed back in cm).
 #: The inner ring reaches hair line, ears and jaw; the outer one fades out into the scene.
@@ -214,27 +214,41 @@ def reachable_rotation(sources: tuple[FaceSource, ...], wanted: np.ndarray, max_
 
 @dataclass(frozen=True)
 class RenderedFace:
-    """A turned face: premultiplied BGR patch and alpha, and its labels in patch pixels."""
+    """A turned face: premultiplied BGR patch and alpha, and its labels in patch pixels.
+
+    ``offset`` is where the patch's top-left corner lies in the coordinates the shell was
+    projected to (see :func:`render_projected`); patch pixel p is at p + offset there.
+    """
 
     patch: np.ndarray
     alpha: np.ndarray
     box: np.ndarray
     landmarks: np.ndarray
     pose: tuple[float, float, float]
+    offset: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
 
 
 def render_face(source: FaceSource, rotation: np.ndarray, face_px: float) -> RenderedFace:
-    """Draw ``source`` posed by ``rotation`` (R_cam_head) with a face box of ``face_px``."""
+    """Draw ``source`` posed by ``rotation`` (R_cam_head) with a face box of ``face_px``
+    (orthographic projection: the face is far compared with its depth)."""
     camera = source.head_points.astype(np.float64) @ np.asarray(rotation).T
     face_extent = float(np.ptp(camera[:468, :2], axis=0).max())
+    return render_projected(source, camera[:, :2] * (face_px / face_extent), camera[:, 2],
+                            rotation)
+
+
+def render_projected(source: FaceSource, image_points: np.ndarray, depth: np.ndarray,
+                     rotation: np.ndarray) -> RenderedFace:
+    """Draw ``source`` with its shell points at ``image_points`` (N, 2; pixels, corner
+    origin) from any projection, ``depth`` (N,) ordering what hides what (larger is farther)
+    and ``rotation`` the pose it shows."""
+    face_px = float(np.ptp(image_points[:468], axis=0).max())
     supersampling = int(np.clip(np.ceil(MIN_RENDER_PX / max(face_px, 1.0)), 1, MAX_SUPERSAMPLING))
-    scale = face_px / face_extent
-    render_scale = scale * supersampling
-    points = camera[:, :2] * render_scale
+    points = np.asarray(image_points, np.float64) * supersampling
     origin = np.floor(points.min(axis=0)) - 2
     points = points - origin
     size = np.ceil(points.max(axis=0)).astype(int) + 3
-    ids = _paint_triangles(points, camera[:, 2], (int(size[1]), int(size[0])))
+    ids = _paint_triangles(points, np.asarray(depth), (int(size[1]), int(size[0])))
     colour = _sample_texture(source, points, ids)
     if supersampling > 1:
         out_size = (max(1, int(size[0] // supersampling)), max(1, int(size[1] // supersampling)))
@@ -247,7 +261,8 @@ def render_face(source: FaceSource, rotation: np.ndarray, face_px: float) -> Ren
     pose = matrix_to_euler(rotation)
     return RenderedFace(patch=premultiplied.astype(np.float32), alpha=alpha.astype(np.float32),
                         box=box.astype(np.float32), landmarks=landmarks.astype(np.float32),
-                        pose=(pose.yaw, pose.pitch, pose.roll))
+                        pose=(pose.yaw, pose.pitch, pose.roll),
+                        offset=(origin / supersampling).astype(np.float32))
 
 
 def _paint_triangles(points: np.ndarray, depth: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

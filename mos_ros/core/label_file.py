@@ -24,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mos_ros.train.augment import FaceLabels
+from mos_ros.core.labels import FaceLabels
 
+#: Name of a written set's label file, and of the image folder beside it.
+LABEL_FILE = "label.txt"
 IMAGES_DIR_NAME = "images"
 _BOX_ONLY, _WITH_LANDMARKS, _WITH_POSE = 4, 20, 23
 _MISSING = -1.0

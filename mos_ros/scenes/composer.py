@@ -2,7 +2,7 @@
 
 A scene is a background (a face-free photo or a procedural one), faces pasted from far to
 near, and the photometric changes of a camera. Most faces are real photo faces turned to a new
-pose by :mod:`mos_ros.data.reface`; a share are procedural faces (which reach the extreme
+pose by :mod:`mos_ros.scenes.reface`; a share are procedural faces (which reach the extreme
 poses real sources cannot); some scenes are a training photo itself with its teacher-labelled
 faces; some hold no face at all. Every label is known by construction. Scene ``i`` is a pure
 function of ``(seed, i)`` and the bank, so a set is reproducible and worker-independent.
@@ -20,16 +20,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mos_ros.core.label_file import (
+    IMAGES_DIR_NAME, LABEL_FILE, LabelledImage, write_label_file)
+from mos_ros.core.labels import MIRRORED_LANDMARK_ORDER, FaceLabels
 from mos_ros.core.pose import euler_to_matrix
-from mos_ros.data.reface import FaceSource, reachable_rotation, render_face
-from mos_ros.train.augment import FaceLabels, PhotometricConfig, photometric
-from mos_ros.train.face_mesh import MIRRORED_LANDMARK_ORDER
-from mos_ros.train.labels import IMAGES_DIR_NAME, LabelledImage, write_label_file
-from mos_ros.train.synthetic import (
-    SyntheticConfig, draw_procedural_face, render_background, scene_rng)
+from mos_ros.scenes.backgrounds import render_background
+from mos_ros.scenes.config import SceneConfig
+from mos_ros.scenes.photometric import photometric
+from mos_ros.scenes.procedural import draw_procedural_face
+from mos_ros.scenes.reface import FaceSource, reachable_rotation, render_face
+from mos_ros.scenes.sampling import overlap_fraction, sample_pose, seeded_rng
 
 LOG = logging.getLogger(__name__)
-LABEL_FILE = "label.txt"
 BANK_FILE = "bank.pkl"
 _JPEG_QUALITY = 92
 
@@ -69,64 +71,6 @@ class FaceBank:
         if not self.faces:
             raise ValueError("face bank has no photo faces: no training photo gave a FaceMesh "
                              "fit")
-
-
-@dataclass(frozen=True)
-class SceneConfig:
-    """What a scene looks like. Face size is the long side of the face box in pixels."""
-
-    width: int = 448
-    height: int = 448
-    faces_range: tuple[int, int] = (1, 7)
-    crowd_probability: float = 0.06
-    crowd_range: tuple[int, int] = (10, 24)
-    face_px_range: tuple[float, float] = (10.0, 380.0)
-    empty_probability: float = 0.06
-    photo_scene_probability: float = 0.12
-    photo_background_probability: float = 0.6
-    #: Size of a face-free photo relative to just filling the scene, drawn uniformly;
-    #: below 1 the photo is mirrored around itself, so its objects appear small.
-    background_zoom_range: tuple[float, float] = (1.0, 2.0)
-    procedural_fraction: float = 0.3
-    #: Faces smaller than ``tiny_face_px`` are a pasted small crop with this probability.
-    tiny_fraction: float = 0.4
-    tiny_face_px: float = 32.0
-    occlusion_probability: float = 0.15
-    max_turn_deg: float = 40.0
-    yaw_limit_deg: float = 90.0
-    yaw_sigma_deg: float = 30.0
-    pitch_limit_deg: float = 40.0
-    pitch_sigma_deg: float = 12.0
-    roll_limit_deg: float = 40.0
-    roll_sigma_deg: float = 10.0
-    max_overlap: float = 0.2
-    min_visible: float = 0.5
-    colour_match: float = 0.35
-    augment_probability: float = 0.85
-    photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
-
-    def __post_init__(self) -> None:
-        """Reject ranges that cannot produce a scene."""
-        low, high = self.face_px_range
-        if not 0 < low <= high <= min(self.width, self.height):
-            raise ValueError(f"face_px_range {self.face_px_range} must be ordered and fit the "
-                             f"{self.width}x{self.height} scene")
-        zoom_low, zoom_high = self.background_zoom_range
-        if not 0 < zoom_low <= zoom_high:
-            raise ValueError(f"background_zoom_range {self.background_zoom_range} must be "
-                             "positive and ordered")
-        if not 0 <= self.procedural_fraction <= 1:
-            raise ValueError(f"procedural_fraction must be in [0, 1], got "
-                             f"{self.procedural_fraction}")
-
-    @property
-    def procedural(self) -> SyntheticConfig:
-        """Settings of the procedural faces and backgrounds drawn into these scenes."""
-        return SyntheticConfig(width=self.width, height=self.height,
-                               face_px_range=self.face_px_range,
-                               yaw_limit_deg=self.yaw_limit_deg,
-                               pitch_limit_deg=self.pitch_limit_deg,
-                               roll_limit_deg=self.roll_limit_deg, negatives_range=(0, 3))
 
 
 @dataclass
@@ -214,27 +158,6 @@ def _visible_fraction(box: np.ndarray, size: np.ndarray) -> float:
 # Faces
 
 
-def _sample_angle(rng: np.random.Generator, limit: float, sigma: float) -> float:
-    return float(np.clip(rng.normal(0.0, sigma), -limit, limit))
-
-
-def sample_pose(rng: np.random.Generator, config: SceneConfig) -> tuple[float, float, float]:
-    """Yaw, pitch, roll in degrees: Gaussian about frontal, yaw wide (most within +-60)."""
-    return (_sample_angle(rng, config.yaw_limit_deg, config.yaw_sigma_deg),
-            _sample_angle(rng, config.pitch_limit_deg, config.pitch_sigma_deg),
-            _sample_angle(rng, config.roll_limit_deg, config.roll_sigma_deg))
-
-
-def _overlap(box: np.ndarray, placed: list[np.ndarray]) -> float:
-    """Largest share of an earlier face box that ``box`` would cover."""
-    if not placed:
-        return 0.0
-    boxes = np.asarray(placed)
-    inter = np.clip(np.minimum(box[2:], boxes[:, 2:]) - np.maximum(box[:2], boxes[:, :2]),
-                    0, None).prod(axis=1)
-    return float((inter / np.maximum((boxes[:, 2:] - boxes[:, :2]).prod(axis=1), 1e-6)).max())
-
-
 def _free_centre(rng: np.random.Generator, config: SceneConfig, face_px: float,
                  placed: list[np.ndarray]) -> np.ndarray | None:
     """A face centre whose head region (1.6 face sizes) hides little of earlier faces."""
@@ -244,7 +167,7 @@ def _free_centre(rng: np.random.Generator, config: SceneConfig, face_px: float,
         head = np.concatenate([centre - 0.8 * face_px, centre + 0.8 * face_px])
         box = np.concatenate([centre - face_px / 2, centre + face_px / 2])
         if (_visible_fraction(box, size) >= config.min_visible + 0.1
-                and _overlap(head, placed) <= config.max_overlap):
+                and overlap_fraction(head, placed) <= config.max_overlap):
             return centre
     return None
 
@@ -406,7 +329,7 @@ def _start_worker(bank_path: str, config: SceneConfig, out_dir: str, seed: int) 
 
 def _render_and_write(index: int) -> LabelledImage:
     config, out_dir = _WORKER["config"], _WORKER["out_dir"]
-    image, labels = compose(scene_rng(_WORKER["seed"], index), config, _WORKER["bank"])
+    image, labels = compose(seeded_rng(_WORKER["seed"], index), config, _WORKER["bank"])
     relative = f"{index // 1000:04d}/{index:07d}.jpg"
     path = out_dir / IMAGES_DIR_NAME / relative
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,111 @@
+"""Faces in 3-D on ROS: head poses as ``geometry_msgs/PoseArray`` and TF frames per track.
+
+The placement itself is :mod:`mos_ros.core.head3d`; this module holds the camera calibration a
+node received and turns placed heads into messages:
+
+* :class:`HeadPlacer` keeps the newest ``camera_info`` and places the faces of an image;
+  without a usable one it places nothing and :attr:`HeadPlacer.status` says why (for the log,
+  once, and for diagnostics).
+* :func:`pose_array`: one pose per face, in the FaceArray's order and with its header.
+* :func:`set_positions`: the heads' positions (and orientations) into a FaceArray's faces.
+* :func:`face_transforms`: a ``face_<track_id>`` frame per tracked face, child of the image's
+  optical frame at the image stamp (ROS4HRI's naming), for ``/tf``. Frames of faces that left
+  are simply no longer sent.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from geometry_msgs.msg import Point, Pose, PoseArray, Quaternion, TransformStamped
+from sensor_msgs.msg import CameraInfo
+from std_msgs.msg import Header
+
+from mos_ros.core.camera import CameraError, PinholeCamera
+from mos_ros.core.head3d import Head3D, place_heads
+from mos_ros.core.types import Face
+
+#: Child frame of a tracked face: this prefix and its track id.
+FACE_FRAME_PREFIX = "face_"
+#: Diagnostics key of the head pose state.
+DIAGNOSTICS_KEY = "head poses"
+NO_CAMERA_INFO = "not published: no camera_info received"
+PUBLISHING = "published"
+
+
+class HeadPlacer:
+    """The newest camera calibration of a stream, and faces placed with it."""
+
+    def __init__(self) -> None:
+        self._camera: PinholeCamera | None = None
+        self.status = NO_CAMERA_INFO
+
+    @property
+    def ready(self) -> bool:
+        """True once a usable camera_info has arrived."""
+        return self._camera is not None
+
+    def set_camera_info(self, msg: CameraInfo) -> None:
+        """Take a camera_info; an unusable one (uncalibrated: K and P zero) stops placing."""
+        try:
+            self._camera = PinholeCamera.from_matrices(msg.k, msg.p, msg.d,
+                                                       msg.distortion_model, msg.width,
+                                                       msg.height)
+            self.status = PUBLISHING
+        except CameraError as exc:
+            self._camera = None
+            self.status = f"not published: unusable camera_info: {exc}"
+
+    def place(self, faces: Sequence[Face], width: int, height: int
+              ) -> tuple[Head3D, ...] | None:
+        """The faces of a ``width`` x ``height`` image in its optical frame; None without a
+        camera (the calibration is rescaled when the image is a resized stream)."""
+        if self._camera is None:
+            return None
+        return place_heads(faces, self._camera.scaled_to(width, height))
+
+
+def _point(head: Head3D) -> Point:
+    x, y, z = head.position
+    return Point(x=x, y=y, z=z)
+
+
+def _quaternion(head: Head3D) -> Quaternion:
+    x, y, z, w = head.orientation
+    return Quaternion(x=x, y=y, z=z, w=w)
+
+
+def pose_array(heads: Sequence[Head3D], header: Header) -> PoseArray:
+    """The heads as poses (sellion, head orientation) in ``header``'s frame, in order."""
+    return PoseArray(header=header, poses=[Pose(position=_point(h), orientation=_quaternion(h))
+                                           for h in heads])
+
+
+def set_positions(face_msgs: Sequence, heads: Sequence[Head3D]) -> None:
+    """Write each head's position and orientation into its ``mos_ros/Face`` message."""
+    if len(face_msgs) != len(heads):
+        raise ValueError(f"{len(face_msgs)} faces but {len(heads)} placed heads")
+    for msg, head in zip(face_msgs, heads):
+        msg.position, msg.orientation = _point(head), _quaternion(head)
+        msg.position_valid = True
+
+
+def face_frame(track_id: int) -> str:
+    """TF frame name of a tracked face."""
+    return f"{FACE_FRAME_PREFIX}{track_id}"
+
+
+def face_transforms(header: Header, tracked: Sequence) -> list[TransformStamped]:
+    """A transform image frame -> ``face_<track_id>`` at the image stamp for every tracked
+    ``mos_ros/Face`` with a position."""
+    transforms = []
+    for face in tracked:
+        if not face.position_valid:
+            continue
+        transform = TransformStamped(header=header, child_frame_id=face_frame(face.track_id))
+        p = face.position
+        transform.transform.translation.x = p.x
+        transform.transform.translation.y = p.y
+        transform.transform.translation.z = p.z
+        transform.transform.rotation = face.orientation
+        transforms.append(transform)
+    return transforms

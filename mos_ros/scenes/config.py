@@ -1,0 +1,111 @@
+"""What scenes look like: the settings of procedural and real-face scenes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mos_ros.scenes.photometric import PhotometricConfig
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """What a synthetic scene looks like; every random choice is drawn from these ranges.
+
+    Face size is the long side of the face box in pixels, drawn log-uniformly. Angles are drawn
+    from a Gaussian around frontal with probability ``frontal_fraction``, else uniformly within
+    the limits. ``distance_range`` is the camera distance in face heights (perspective).
+    """
+
+    width: int = 640
+    height: int = 640
+    faces_range: tuple[int, int] = (1, 8)
+    face_px_range: tuple[float, float] = (12.0, 400.0)
+    yaw_limit_deg: float = 90.0
+    pitch_limit_deg: float = 45.0
+    roll_limit_deg: float = 40.0
+    frontal_fraction: float = 0.6
+    yaw_sigma_deg: float = 25.0
+    pitch_sigma_deg: float = 12.0
+    roll_sigma_deg: float = 10.0
+    distance_range: tuple[float, float] = (2.5, 12.0)
+    max_occlusion: float = 0.15
+    placement_tries: int = 30
+    head_probability: float = 0.9
+    negatives_range: tuple[int, int] = (0, 6)
+    clutter_range: tuple[int, int] = (0, 40)
+    augment_probability: float = 0.8
+    photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
+
+    def __post_init__(self) -> None:
+        """Reject ranges that cannot produce a scene."""
+        if self.width < 16 or self.height < 16:
+            raise ValueError("scene must be at least 16x16 pixels, "
+                             f"got {self.width}x{self.height}")
+        low, high = self.face_px_range
+        if not 0 < low <= high <= min(self.width, self.height):
+            raise ValueError(f"face_px_range {self.face_px_range} must lie in "
+                             f"(0, {min(self.width, self.height)}] and be ordered")
+        if not 0 <= self.faces_range[0] <= self.faces_range[1]:
+            raise ValueError(f"faces_range {self.faces_range} must be ordered and >= 0")
+        if not 0 < self.distance_range[0] <= self.distance_range[1]:
+            raise ValueError(f"distance_range {self.distance_range} must be positive, ordered")
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """What a scene looks like. Face size is the long side of the face box in pixels."""
+
+    width: int = 448
+    height: int = 448
+    faces_range: tuple[int, int] = (1, 7)
+    crowd_probability: float = 0.06
+    crowd_range: tuple[int, int] = (10, 24)
+    face_px_range: tuple[float, float] = (10.0, 380.0)
+    empty_probability: float = 0.06
+    photo_scene_probability: float = 0.12
+    photo_background_probability: float = 0.6
+    #: Size of a face-free photo relative to just filling the scene, drawn uniformly;
+    #: below 1 the photo is mirrored around itself, so its objects appear small.
+    background_zoom_range: tuple[float, float] = (1.0, 2.0)
+    procedural_fraction: float = 0.3
+    #: Faces smaller than ``tiny_face_px`` are a pasted small crop with this probability.
+    tiny_fraction: float = 0.4
+    tiny_face_px: float = 32.0
+    occlusion_probability: float = 0.15
+    max_turn_deg: float = 40.0
+    yaw_limit_deg: float = 90.0
+    yaw_sigma_deg: float = 30.0
+    pitch_limit_deg: float = 40.0
+    pitch_sigma_deg: float = 12.0
+    roll_limit_deg: float = 40.0
+    roll_sigma_deg: float = 10.0
+    #: Share of angles drawn from the Gaussian about frontal (the rest uniform); real-face
+    #: scenes draw all from the Gaussian, the turn of a photo face being limited anyway.
+    frontal_fraction: float = 1.0
+    max_overlap: float = 0.2
+    min_visible: float = 0.5
+    colour_match: float = 0.35
+    augment_probability: float = 0.85
+    photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
+
+    def __post_init__(self) -> None:
+        """Reject ranges that cannot produce a scene."""
+        low, high = self.face_px_range
+        if not 0 < low <= high <= min(self.width, self.height):
+            raise ValueError(f"face_px_range {self.face_px_range} must be ordered and fit the "
+                             f"{self.width}x{self.height} scene")
+        zoom_low, zoom_high = self.background_zoom_range
+        if not 0 < zoom_low <= zoom_high:
+            raise ValueError(f"background_zoom_range {self.background_zoom_range} must be "
+                             "positive and ordered")
+        if not 0 <= self.procedural_fraction <= 1:
+            raise ValueError(f"procedural_fraction must be in [0, 1], got "
+                             f"{self.procedural_fraction}")
+
+    @property
+    def procedural(self) -> SyntheticConfig:
+        """Settings of the procedural faces and backgrounds drawn into these scenes."""
+        return SyntheticConfig(width=self.width, height=self.height,
+                               face_px_range=self.face_px_range,
+                               yaw_limit_deg=self.yaw_limit_deg,
+                               pitch_limit_deg=self.pitch_limit_deg,
+                               roll_limit_deg=self.roll_limit_deg, negatives_range=(0, 3))

@@ -165,6 +165,16 @@ def rotate_pose(yaw: float, pitch: float, roll: float, theta_deg: float) -> Head
     return matrix_to_euler(turn_in_plane(euler_to_matrix(yaw, pitch, roll), theta_deg))
 
 
+#: Signs of (yaw, pitch, roll) in the left-right mirrored image (:func:`mirror_pose`).
+MIRROR_POSE_SIGNS = np.array([-1.0, 1.0, -1.0])
+
+
+def mirror_poses(poses: np.ndarray) -> np.ndarray:
+    """Poses (..., 3: yaw, pitch, roll) in the left-right mirrored image, same dtype."""
+    poses = np.asarray(poses)
+    return poses * MIRROR_POSE_SIGNS.astype(poses.dtype)
+
+
 def mirror_pose(yaw: float, pitch: float, roll: float) -> HeadPose:
     """Pose of a head in the left-right mirrored image: yaw and roll change sign, pitch stays.
 

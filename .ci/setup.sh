@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Make the project's Python environment: a venv with the pinned dependencies
 # (.ci/requirements.txt), mos_ros installed editable, the package's ROS 2 messages (msg/*.msg)
-# built into it, and the data engine's photos fetched into their cache.
+# built into it, and the data engine's photos fetched into their cache. Interface packages a
+# robot has but the package index lacks (vision_msgs, tf2_msgs: .ci/interfaces/<pkg>/, their
+# documented message definitions) are built into it first, the same way, so the code that
+# uses them runs in tests.
 # Idempotent: when nothing it depends on changed, it does nothing.
 #
 #   bash .ci/setup.sh           create or update the venv
@@ -29,7 +32,8 @@ inputs_hash() {
     shopt -s nullglob
     for f in "$ROOT"/{.ci/setup.sh,.ci/requirements.txt,.ci/requirements-nodeps.txt} \
              "$ROOT"/{setup.cfg,setup.py,package.xml} \
-             "$ROOT"/{CMakeLists.txt,msg/*.msg}; do
+             "$ROOT"/{CMakeLists.txt,msg/*.msg} \
+             "$ROOT"/.ci/interfaces/*/{CMakeLists.txt,package.xml,msg/*.msg}; do
         [[ -f "$f" ]] && files+=("${f#"$ROOT"/}")
     done
     { echo "$ROOT $VENV"; (cd "$ROOT" && sha256sum "${files[@]}"); } | sha256sum | cut -c1-64
@@ -106,8 +110,8 @@ if [[ -f "$MANIFEST" ]]; then
     rm -f "$MANIFEST"
 fi
 msgs=("$ROOT"/msg/*.msg)
-if (( ${#msgs[@]} )); then
-    say "building ${#msgs[@]} ROS 2 message(s) into $VENV"
+interfaces=("$ROOT"/.ci/interfaces/*/)
+if (( ${#msgs[@]} + ${#interfaces[@]} )); then
     command -v cmake >/dev/null || die "cmake not found (apt-get install cmake g++)"
     SITE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
     # The wheels' exported CMake files name the wheel builder's include dirs
@@ -118,27 +122,40 @@ if (( ${#msgs[@]} )); then
     { grep -rlE --include='*.cmake' "$WHEEL_PY" "$VENV/share" || true; } | xargs -r sed -i -E \
         -e "s#$WHEEL_PY/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$NPINC#g" \
         -e "s#$WHEEL_PY/include/python3\.[0-9]+#$INC#g"
-    BUILD="$ROOT/build/ros"
-    LOG="$BUILD.log"
-    rm -rf "$BUILD"
-    mkdir -p "$(dirname "$BUILD")"
+    mkdir -p "$ROOT/build"
+    # build NAME SOURCE [CMAKE ARGS...]: configure, build and install one ament_cmake package
+    # into the venv prefix, recording what it installed in the manifest.
     build() {
-        PATH="$VENV/bin:$PATH" CMAKE_PREFIX_PATH="$VENV" cmake -S "$ROOT" -B "$BUILD" \
-            -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$VPY" \
-            -DMOS_INSTALL_PYTHON_PACKAGE=OFF -DBUILD_TESTING=OFF &&
-        cmake --build "$BUILD" --parallel "${MOS_JOBS:-2}" &&
-        cmake --install "$BUILD"
+        local name="$1" src="$2" dir="$ROOT/build/$1"
+        shift 2
+        rm -rf "$dir"
+        run() {
+            PATH="$VENV/bin:$PATH" CMAKE_PREFIX_PATH="$VENV" cmake -S "$src" -B "$dir" \
+                -DCMAKE_INSTALL_PREFIX="$VENV" -DPython3_EXECUTABLE="$VPY" \
+                -DBUILD_TESTING=OFF "$@" &&
+            cmake --build "$dir" --parallel "${MOS_JOBS:-2}" &&
+            cmake --install "$dir"
+        }
+        if [[ -n "${MOS_VERBOSE:-}" ]]; then
+            run "$@"
+        elif ! run "$@" >"$dir.log" 2>&1; then
+            tail -n 40 "$dir.log" >&2
+            die "building $name failed (full log: $dir.log)"
+        fi
+        cat "$dir/install_manifest.txt" >>"$MANIFEST"
     }
-    if [[ -n "${MOS_VERBOSE:-}" ]]; then
-        build
-    elif ! build >"$LOG" 2>&1; then
-        tail -n 40 "$LOG" >&2
-        die "message build failed (full log: $LOG)"
+    for pkg in "${interfaces[@]}"; do
+        pkg="$(basename "$pkg")"
+        say "building interface package $pkg into $VENV"
+        build "$pkg" "$ROOT/.ci/interfaces/$pkg"
+    done
+    if (( ${#msgs[@]} )); then
+        say "building ${#msgs[@]} ROS 2 message(s) into $VENV"
+        build ros "$ROOT" -DMOS_INSTALL_PYTHON_PACKAGE=OFF
+        # rosidl installs the generated half as a package of its own (an empty __init__.py
+        # and egg-info); drop both so the editable source package stays the one mos_ros.
+        rm -rf "$SITE/mos_ros/__init__.py" "$SITE/mos_ros/__pycache__" "$SITE"/mos_ros-*.egg-info
     fi
-    cp "$BUILD/install_manifest.txt" "$MANIFEST"
-    # rosidl installs the generated half as a package of its own (an empty __init__.py and
-    # egg-info); drop both so the editable source package stays the one mos_ros.
-    rm -rf "$SITE/mos_ros/__init__.py" "$SITE/mos_ros/__pycache__" "$SITE"/mos_ros-*.egg-info
 fi
 
 # The data engine's real photos (mos_ros.data.sources): downloaded from the package registries

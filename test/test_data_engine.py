@@ -255,7 +255,7 @@ def test_realism_counts_teacher_hits_per_kind_of_face(bank):
 
 def test_engine_skips_a_stage_whose_final_model_exists(tmp_path):
     from mos_ros.data.engine import train_stage
-    from mos_ros.train.trainer import FINAL_MODEL
+    from mos_ros.train.checkpointing import FINAL_MODEL
     stage = Stage(name="base", scenes=5, seed=1, train_config="missing.yaml")
     config = EngineConfig(stages=(stage,), root=str(tmp_path))
     config.train_dir(stage).mkdir(parents=True)

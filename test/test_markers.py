@@ -4,8 +4,11 @@ import pytest
 
 from mos_ros.core.markers import (AVERAGE_FACE_WIDTH_M, AXIS_RGBA, DEFAULT_HFOV_DEG, Intrinsics,
                                   back_project, face_distance, face_position, head_axis_arrows,
-                                  intrinsics_from_hfov, intrinsics_from_k, project)
-from mos_ros.core.pose import euler_to_matrix, euler_to_quaternion, quaternion_to_matrix
+                                  intrinsics_from_hfov, intrinsics_from_k, placed_head_arrows,
+                                  project)
+from mos_ros.core.head3d import Head3D
+from mos_ros.core.pose import (euler_to_matrix, euler_to_quaternion, matrix_to_quaternion,
+                               quaternion_to_matrix)
 from mos_ros.core.types import Face, HeadPose
 
 
@@ -82,3 +85,15 @@ def test_degenerate_face_gives_no_arrows_and_bad_length_is_rejected():
     assert head_axis_arrows(make_face(box=(10.0, 10.0, 10.0, 40.0)), intr, 0.1) == []
     with pytest.raises(ValueError, match="length"):
         head_axis_arrows(make_face(), intr, 0.0)
+
+
+def test_a_placed_head_gets_its_arrows_at_its_sellion_along_its_orientation():
+    rotation = euler_to_matrix(20.0, -10.0, 5.0)
+    head = Head3D((0.1, -0.05, 1.4), tuple(matrix_to_quaternion(rotation)), "landmarks")
+    arrows = placed_head_arrows(head, 0.15)
+    assert [a.axis for a in arrows] == [0, 1, 2]
+    for arrow in arrows:
+        np.testing.assert_allclose(arrow.position, head.position)
+        np.testing.assert_allclose(arrow.end - arrow.position, 0.15 * rotation[:, arrow.axis],
+                                   atol=1e-12)
+    np.testing.assert_allclose(arrows[0].orientation, head.orientation, atol=1e-12)

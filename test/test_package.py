@@ -259,6 +259,12 @@ def test_setup_stamp_follows_requirements_setup_cfg_and_messages(repo_copy, spy_
     changed_msg = current_hash()
     (repo_copy / 'msg' / 'Probe.msg').unlink()
     assert current_hash() == first
+    interface = repo_copy / '.ci' / 'interfaces' / 'probe_msgs' / 'msg'
+    interface.mkdir(parents=True)
+    (interface / 'Probe.msg').write_text('float32 x\n')
+    with_interface = current_hash()
+    shutil.rmtree(repo_copy / '.ci' / 'interfaces')
+    assert current_hash() == first
     with open(repo_copy / '.ci' / 'requirements.txt', 'a') as f:
         f.write('# comment\n')
     changed_requirements = current_hash()
@@ -266,7 +272,8 @@ def test_setup_stamp_follows_requirements_setup_cfg_and_messages(repo_copy, spy_
         f.write('\n')
     changed_cfg = current_hash()
 
-    hashes = [first, with_msg, changed_msg, changed_requirements, changed_cfg]
+    hashes = [first, with_msg, changed_msg, with_interface, changed_requirements,
+              changed_cfg]
     assert len(set(hashes)) == len(hashes)
     assert _setup(repo_copy, spy_venv, '--check').returncode == 1
 

@@ -25,7 +25,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from mos_ros.core.markers import Intrinsics, project
+from mos_ros.core.markers import Intrinsics
 from mos_ros.core.pose import euler_to_quaternion
 from mos_ros.msg import FaceArray
 from mos_ros.ros import convert
@@ -143,7 +143,7 @@ def test_faces_keep_the_image_stamp_frame_id_and_size(rig, model):
     assert node.stats.processed >= 3
 
 
-def test_markers_show_each_face_pose_at_its_camera_info_position(rig, model):
+def test_markers_show_each_face_pose_at_its_placed_head(rig, model):
     rig.detector(model, marker_scale=0.3)
     faces = rig.listen(FaceArray, "/t2/faces")
     markers = rig.listen(MarkerArray, "/t2/faces/markers")
@@ -172,10 +172,8 @@ def test_markers_show_each_face_pose_at_its_camera_info_position(rig, model):
         np.testing.assert_allclose([o.x, o.y, o.z, o.w], [face.orientation.x, face.orientation.y,
                                                           face.orientation.z, face.orientation.w],
                                    atol=1e-6)
-        p = gaze.pose.position
-        centre = [(face.x_min + face.x_max) / 2, (face.y_min + face.y_max) / 2]
-        np.testing.assert_allclose(project(np.array([p.x, p.y, p.z]), k), centre, atol=1e-2)
-        assert p.z == pytest.approx(k.fx * 0.15 / (face.x_max - face.x_min), rel=1e-4)
+        # With camera_info, the arrows start at the head placed in 3-D (faces/poses).
+        assert face.position_valid and gaze.pose.position == face.position
 
 
 def test_compressed_input_and_a_corrupt_jpeg_does_not_stop_it(rig, model):
@@ -348,7 +346,8 @@ def test_overload_keeps_serving_the_newest_frames_and_counts_drops(rig, model, d
     for sec in range(3):  # measure how fast the node serves
         send_and_receive(pub, convert.bgr_to_image(FRAME, header(sec)), faces)
     period = node.stats.median_latency_ms() / 1000 / 3
-    processed0, dropped0 = node.stats.processed, node.stats.dropped
+    received0, processed0, dropped0 = (node.stats.received, node.stats.processed,
+                                       node.stats.dropped)
     start, sent, rss = time.monotonic(), 0, []
     while time.monotonic() - start < duration_s:
         sent += 1
@@ -358,9 +357,13 @@ def test_overload_keeps_serving_the_newest_frames_and_counts_drops(rig, model, d
         time.sleep(period)
     last = header(1000 + sent).stamp
     assert wait(lambda: any(m.header.stamp == last for m in faces)), "newest frame not served"
-    served = node.stats.processed - processed0
-    assert node.stats.dropped - dropped0 > sent / 3
-    assert served < sent and served > 0
+    # Every frame that arrived was either served or displaced by a newer one (and counted);
+    # the served count follows the newest output by a moment.
+    stats = node.stats
+    assert wait(lambda: stats.received - received0 == (stats.processed - processed0)
+                + (stats.dropped - dropped0)), "frames neither served nor counted as dropped"
+    served, dropped = stats.processed - processed0, stats.dropped - dropped0
+    assert dropped > 0 and 0 < served < sent
     stamps = [m.header.stamp.sec for m in faces if m.header.stamp.sec > 1000]
     assert stamps == sorted(stamps)  # never an older frame after a newer one
     if duration_s > 30 and len(rss) > 4:

@@ -1,18 +1,36 @@
-"""Faces in 3-D as ROS messages: camera_info handling, PoseArray, Face positions, TF frames."""
+"""Faces in 3-D as ROS messages: camera_info handling, PoseArray, Face positions, TF frames;
+over real DDS (loopback): the detector's faces/poses and the selector's face frames."""
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
 import numpy as np
 import pytest
-from sensor_msgs.msg import CameraInfo
+import rclpy
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseArray
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from mos_ros.core.camera import PinholeCamera
+from mos_ros.core.image_io import read_image
 from mos_ros.core.head3d import (MEAN_FACE_M, PIXEL_CORNER_TO_CENTRE, place_heads,
                                  viewing_rotation)
 from mos_ros.core.pose import euler_to_matrix
 from mos_ros.core.types import Face, HeadPose
 from mos_ros.msg import Face as FaceMsg
+from mos_ros.msg import FaceArray
 from mos_ros.ros import convert
-from mos_ros.ros.faces3d import (NO_CAMERA_INFO, PUBLISHING, HeadPlacer, face_transforms,
-                                 pose_array, set_positions)
+from mos_ros.ros.detector_node import DetectorNode
+from mos_ros.ros.faces3d import (DIAGNOSTICS_KEY, NO_CAMERA_INFO, PUBLISHING, HeadPlacer,
+                                 copy_positions, face_transforms, pose_array, set_positions)
+from mos_ros.ros.testing import random_model, spin_until
 
 K = [600.0, 0.0, 319.5, 0.0, 600.0, 239.5, 0.0, 0.0, 1.0]
 
@@ -43,11 +61,15 @@ def test_no_camera_info_places_nothing_and_says_so():
 
 def test_an_uncalibrated_camera_info_stops_placing_with_its_reason():
     placer = HeadPlacer()
+    assert placer.status_change() == NO_CAMERA_INFO
     placer.set_camera_info(camera_info())
     assert placer.ready and placer.status == PUBLISHING
+    assert placer.status_change() == PUBLISHING
+    placer.set_camera_info(camera_info())
+    assert placer.status_change() is None            # told once per state
     placer.set_camera_info(camera_info(k=[0.0] * 9))
     assert placer.place([face_at(0, 0, 1)], 640, 480) is None
-    assert "K and P are both zero" in placer.status
+    assert "K and P are both zero" in placer.status_change()
 
 
 def test_a_half_size_stream_is_placed_with_the_rescaled_calibration():
@@ -93,3 +115,183 @@ def test_positions_go_into_the_face_messages_and_transforms_follow_the_tracks():
     assert transforms[1].transform.rotation == msgs[1].orientation
     with pytest.raises(ValueError, match="2 faces but 1"):
         set_positions(msgs, heads[:1])
+    tracked = [FaceMsg(track_id=3)]
+    copy_positions(tracked, msgs[1:])
+    assert tracked[0].position_valid and tracked[0].position == msgs[1].position
+    assert tracked[0].orientation == msgs[1].orientation
+
+
+def test_the_rviz_view_shows_head_poses_and_face_frames():
+    config = yaml.safe_load((Path(__file__).parents[1] / "config" / "mos.rviz").read_text())
+    displays = {d["Class"]: d for d in config["Visualization Manager"]["Displays"]}
+    poses = displays["rviz_default_plugins/PoseArray"]
+    assert poses["Topic"]["Value"] == "faces/poses" and poses["Shape"] == "Axes"
+    assert displays["rviz_default_plugins/TF"]["Show Names"] is True
+
+
+# --- over real DDS ----------------------------------------------------------------------------
+
+TIMEOUT_S = 20.0
+DEMO = Path(__file__).parents[1] / "models" / "demo" / "synthetic_turned_heads.jpg"
+
+
+class Rig:
+    """A context, a spinning executor and a probe node that plays the camera and listens."""
+
+    def __init__(self):
+        self.context = Context()
+        rclpy.init(args=[], context=self.context)
+        self.executor = MultiThreadedExecutor(context=self.context)
+        self.probe = rclpy.create_node("probe3d", context=self.context)
+        self.executor.add_node(self.probe)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def add(self, node):
+        self.executor.add_node(node)
+        return node
+
+    def listen(self, kind, topic, qos=10) -> list:
+        received = []
+        self.probe.create_subscription(kind, topic, received.append, qos)
+        return received
+
+    def publisher(self, kind, topic, qos=qos_profile_sensor_data):
+        pub = self.probe.create_publisher(kind, topic, qos)
+        assert wait(lambda: pub.get_subscription_count() > 0), f"nobody subscribed to {topic}"
+        return pub
+
+    def close(self):
+        self.executor.shutdown()
+        for node in self.executor.get_nodes():
+            node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self._thread.join(TIMEOUT_S)
+
+
+def wait(condition, timeout_s=TIMEOUT_S) -> bool:
+    return spin_until(None, condition, timeout_s)
+
+
+@pytest.fixture(scope="module")
+def rig():
+    rig = Rig()
+    yield rig
+    rig.close()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return random_model(tmp_path_factory.getbasetemp() / "mos_model")
+
+
+def stamped(sec: int, frame_id: str = "camera_optical") -> Header:
+    header = Header(frame_id=frame_id)
+    header.stamp.sec, header.stamp.nanosec = sec, 250
+    return header
+
+
+def detector(rig, model, namespace):
+    values = dict(model_path=str(model), score_threshold=0.0, top_k=50, keep_top_k=3,
+                  input_size=160)
+    return rig.add(DetectorNode(context=rig.context, namespace=namespace,
+                                parameter_overrides=[Parameter(k, value=v)
+                                                     for k, v in values.items()]))
+
+
+def by_stamp(received: list, sec: int):
+    return next((m for m in received if m.header.stamp.sec == sec), None)
+
+
+def send_frames(rig, namespace, secs, info=None):
+    """Publish camera_info (if given) and a frame per second in ``secs``, each until the
+    detector's faces of that stamp came back (best effort may lose one)."""
+    image_pub = rig.publisher(Image, f"{namespace}/image")
+    info_pub = rig.publisher(CameraInfo, f"{namespace}/camera_info") if info else None
+    frame = np.random.default_rng(1).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    faces = rig.listen(FaceArray, f"{namespace}/faces")
+    for sec in secs:
+        for _ in range(5):
+            if info_pub is not None:
+                info_pub.publish(info)
+            image_pub.publish(convert.bgr_to_image(frame, stamped(sec)))
+            if wait(lambda: by_stamp(faces, sec) is not None, 4.0):
+                break
+        assert by_stamp(faces, sec) is not None, f"no faces for stamp {sec}"
+    return faces
+
+
+def test_poses_are_twins_of_the_faces_once_camera_info_is_known(rig, model):
+    detector(rig, model, "/p1")
+    poses = rig.listen(PoseArray, "/p1/faces/poses")
+    info = camera_info(k=[150.0, 0.0, 79.5, 0.0, 150.0, 59.5, 0.0, 0.0, 1.0], width=160,
+                       height=120)
+    faces = send_frames(rig, "/p1", (21, 22, 23), info)
+    assert wait(lambda: all(by_stamp(poses, sec) for sec in (22, 23)))
+    for sec in (22, 23):
+        face_array, pose_array_msg = by_stamp(faces, sec), by_stamp(poses, sec)
+        assert pose_array_msg.header == face_array.header
+        assert len(pose_array_msg.poses) == len(face_array.faces) == 3
+        for pose, face in zip(pose_array_msg.poses, face_array.faces):
+            q = pose.orientation
+            assert np.linalg.norm([q.x, q.y, q.z, q.w]) == pytest.approx(1.0, abs=1e-6)
+            assert face.position_valid and face.position == pose.position
+            assert face.orientation == pose.orientation and pose.position.z > 0
+
+
+def test_without_camera_info_no_pose_is_published_and_diagnostics_say_why(rig, model):
+    node = detector(rig, model, "/p2")
+    poses = rig.listen(PoseArray, "/p2/faces/poses")
+    diagnostics = rig.listen(DiagnosticArray, "/diagnostics")
+    faces = send_frames(rig, "/p2", (31, 32, 33))
+    assert all(not f.position_valid for m in faces for f in m.faces)
+
+    def head_poses_status():
+        mine = [s for d in diagnostics for s in d.status
+                if s.name.startswith(node.get_fully_qualified_name())]
+        values = {kv.key: kv.value for kv in mine[-1].values} if mine else {}
+        return values.get(DIAGNOSTICS_KEY)
+
+    assert wait(lambda: head_poses_status() is not None)
+    assert head_poses_status() == NO_CAMERA_INFO
+    assert poses == []
+
+
+@pytest.fixture
+def detector_process():
+    """mos_detector with the shipped model in a process of its own, namespace /p3."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mos_ros.ros.detector_node", "--ros-args", "-r", "__ns:=/p3"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    yield process
+    process.terminate()
+    try:
+        process.wait(TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def test_a_detector_in_another_process_places_real_faces_at_plausible_distances(
+        rig, detector_process):
+    image = read_image(DEMO)
+    height, width = image.shape[:2]
+    focal = width / 2 / np.tan(np.radians(30.0))          # a 60 degree camera
+    info = camera_info(k=[focal, 0.0, (width - 1) / 2, 0.0, focal, (height - 1) / 2, 0.0, 0.0,
+                          1.0], width=width, height=height)
+    poses = rig.listen(PoseArray, "/p3/faces/poses")
+    faces = rig.listen(FaceArray, "/p3/faces")
+    image_pub = rig.publisher(Image, "/p3/image")
+    info_pub = rig.publisher(CameraInfo, "/p3/camera_info")
+    assert wait(lambda: rig.probe.count_publishers("/p3/faces/poses") > 0)
+    for sec in range(41, 71):
+        info_pub.publish(info)
+        image_pub.publish(convert.bgr_to_image(image, stamped(sec)))
+        if wait(lambda: poses and by_stamp(faces, poses[-1].header.stamp.sec), 1.0):
+            break
+    assert poses, f"no poses ({len(faces)} face arrays came back)"
+    twin = by_stamp(faces, poses[-1].header.stamp.sec)
+    assert len(poses[-1].poses) == len(twin.faces) == 3
+    for pose, face in zip(poses[-1].poses, twin.faces):
+        # Faces 43-89 px wide in this image are, for an adult, 1-2.5 m from a 60 deg camera.
+        assert 0.7 < pose.position.z < 3.5
+        assert face.position == pose.position

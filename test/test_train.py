@@ -14,11 +14,13 @@ from mos_ros.core.pose import bins_to_degrees, degrees_to_bins
 from mos_ros.model import build_model, load_checkpoint
 from mos_ros.scenes.config import SyntheticConfig
 from mos_ros.scenes.synthetic import write_synthetic_set
+from mos_ros.train.config import TrainConfig
+from mos_ros.train.loop import train
 from mos_ros.train.loss import MultiTaskLoss, expected_angle, hard_negative_mask
+from mos_ros.train.schedule import WarmupStepSchedule
 from mos_ros.train.targets import BACKGROUND, MatchConfig, build_targets, match_anchors
-from mos_ros.train.trainer import (
-    TrainConfig, WarmupStepSchedule, freeze_layers, load_initial_weights, train)
 from mos_ros.train.validate import average_precision, render_validation_set, validate
+from mos_ros.train.weights import freeze_layers, load_initial_weights
 
 REPO = Path(__file__).resolve().parents[1]
 BINS = PoseBins()

@@ -11,11 +11,13 @@ import torch
 import torch.distributed as dist
 import yaml
 
-from mos_ros.train import trainer
+from mos_ros.model import build_model
+from mos_ros.train.config import TrainConfig
 from mos_ros.train.dataset import images_to_input, targets_to_device
 from mos_ros.train.distributed import DistributedContext
+from mos_ros.train.loaders import make_loader, training_set
+from mos_ros.train.loop import train
 from mos_ros.train.loss import MultiTaskLoss
-from mos_ros.train.trainer import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = dict(variant="mos-s-0.5", input_size=96, batch_size=2, iterations=2, lr=0.002,
@@ -87,16 +89,12 @@ def first_step_gradients(output_dir: Path, dtype: torch.dtype = torch.float32) -
     context.start(device)
     torch.set_num_threads(1)
     torch.manual_seed(config.seed)
-    model = context.prepare_model(trainer.build_model(config.variant), device).to(dtype)
+    model = context.prepare_model(build_model(config.variant), device).to(dtype)
     normaliser = context.count_normaliser()
     criterion = MultiTaskLoss(model.meta.pose_bins, config.loss,
                               **({"count_normaliser": normaliser} if normaliser else {}))
-    dataset = trainer.FeedbackTrainingSet(
-        trainer._training_source(config, output_dir, context), config.sample, config.seed,
-        model.meta.priors, model.meta.pose_bins)
-    feedback = trainer.FeedbackLoop(config.feedback, dataset, config.batch_size, config.seed)
-    images, targets = next(iter(trainer._keyed_loader(config, dataset, feedback, 0, device,
-                                                      context)))
+    dataset = training_set(config, output_dir, context, model.meta)
+    images, targets = next(iter(make_loader(config, dataset, 0, device, context)))
     inputs = images_to_input(images, model.meta.input_mean).to(dtype)
     net = context.wrap(model, device)  # kept alive: DDP averages in the backward pass
     criterion.to(dtype)(net(inputs), targets_to_device(targets, device)).total.backward()

@@ -12,12 +12,13 @@ from mos_ros.core.label_file import LabelledImage, write_label_file
 from mos_ros.core.labels import FaceLabels
 from mos_ros.core.types import Face, HeadPose
 from mos_ros.model import build_model
+from mos_ros.train.config import TrainConfig
 from mos_ros.train.dataset import LabelFileSource, SampleConfig, collate
 from mos_ros.train.feedback import (
     FeedbackBatchSampler, FeedbackConfig, FeedbackLoop, FeedbackTrainingSet, HardSet, SampleKey,
     StitchSwitch, count_errors, mosaic, small_face_box_loss)
+from mos_ros.train.loop import train
 from mos_ros.train.targets import build_targets
-from mos_ros.train.trainer import TrainConfig, train
 
 SIZE = 96
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from mos_ros.train.config import TrainConfig
+from mos_ros.train.loop import train
 from mos_ros.train.loss import LossConfig, MultiTaskLoss
-from mos_ros.train.trainer import TrainConfig, train
 from mos_ros.train.uncertainty import UncertaintyWeighting
 
 HEURISTIC = (2.0, 1.0, 1.0, 0.25)

@@ -15,6 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
+from mos_ros.core.head3d import Head3D
 from mos_ros.core.pose import euler_to_matrix, matrix_to_quaternion, quaternion_to_matrix
 from mos_ros.core.types import Face
 
@@ -131,12 +132,21 @@ class AxisArrow:
         return (self.length, self.length * ARROW_SHAFT_RATIO, self.length * ARROW_HEAD_RATIO)
 
 
+def axis_arrows(origin: np.ndarray, rotation: np.ndarray, length_m: float) -> list[AxisArrow]:
+    """Three arrows (head x, y, z) starting at ``origin`` along the columns of ``rotation``
+    (R_cam_head); the x arrow's orientation is the head orientation itself."""
+    if length_m <= 0.0:
+        raise ValueError(f"arrow length must be positive, got {length_m} m")
+    origin = np.asarray(origin, dtype=np.float64)
+    return [AxisArrow(axis, origin, matrix_to_quaternion(rotation @ to_axis), float(length_m),
+                      AXIS_RGBA[axis])
+            for axis, to_axis in enumerate(ARROW_TO_AXIS)]
+
+
 def head_axis_arrows(face: Face, intrinsics: Intrinsics, length_m: float,
                      face_width_m: float = AVERAGE_FACE_WIDTH_M) -> list[AxisArrow]:
-    """Three arrows (head x, y, z) starting at the face's estimated 3D position.
-
-    Arrow i points along column i of :func:`~mos_ros.core.pose.euler_to_matrix`; the x arrow's
-    orientation is the head orientation itself (:func:`~mos_ros.core.pose.euler_to_quaternion`).
+    """Arrows of a face that has no 3-D placement (no camera calibration): at the box centre
+    at the distance the box width gives, along :func:`~mos_ros.core.pose.euler_to_matrix`.
     A face without width (a degenerate box) cannot be placed and gives no arrows.
     """
     if length_m <= 0.0:
@@ -144,7 +154,11 @@ def head_axis_arrows(face: Face, intrinsics: Intrinsics, length_m: float,
     if face.width <= 0.0:
         return []
     rotation = euler_to_matrix(face.pose.yaw, face.pose.pitch, face.pose.roll)
-    origin = face_position(face, intrinsics, face_width_m)
-    return [AxisArrow(axis, origin, matrix_to_quaternion(rotation @ to_axis), float(length_m),
-                      AXIS_RGBA[axis])
-            for axis, to_axis in enumerate(ARROW_TO_AXIS)]
+    return axis_arrows(face_position(face, intrinsics, face_width_m), rotation, length_m)
+
+
+def placed_head_arrows(head: Head3D, length_m: float) -> list[AxisArrow]:
+    """Arrows of a head placed in 3-D (:mod:`mos_ros.core.head3d`): at its sellion, along its
+    orientation, so markers and the published poses agree."""
+    return axis_arrows(np.asarray(head.position), quaternion_to_matrix(head.orientation),
+                       length_m)

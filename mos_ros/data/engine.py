@@ -142,7 +142,9 @@ def make_scenes(config: EngineConfig, stage: Stage) -> Path:
 def train_stage(config: EngineConfig, stage: Stage, start: Path | None = None) -> Path:
     """Step 4: train a stage on its scenes (from ``start``'s weights when given), resuming
     from its newest state file; returns its final model (skipped when that exists)."""
-    from mos_ros.train.trainer import FINAL_MODEL, TrainConfig, train
+    from mos_ros.train.checkpointing import FINAL_MODEL
+    from mos_ros.train.config import TrainConfig
+    from mos_ros.train.loop import train
 
     final = config.train_dir(stage) / FINAL_MODEL
     if final.is_file():

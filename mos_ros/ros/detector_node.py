@@ -1,4 +1,5 @@
-"""mos_detector: camera images in; faces, head-pose axis markers and diagnostics out.
+"""mos_detector: camera images in; faces, head-pose axis markers and diagnostics out, and with
+the camera's camera_info the heads in 3-D (faces/poses, and a position in every Face).
 
 A lifecycle node: configure loads the model, activate subscribes, deactivate unsubscribes,
 cleanup frees the model. The subscription only keeps the newest frame; a worker thread runs
@@ -11,6 +12,7 @@ import sys
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import qos_profile_sensor_data
@@ -21,11 +23,12 @@ from visualization_msgs.msg import MarkerArray
 from mos_ros.backends import device_options
 from mos_ros.core.draw import draw_faces
 from mos_ros.core.errors import ImageError
-from mos_ros.core.markers import head_axis_arrows, intrinsics_from_hfov, intrinsics_from_k
+from mos_ros.core.markers import (head_axis_arrows, intrinsics_from_hfov, intrinsics_from_k,
+                                  placed_head_arrows)
 from mos_ros.detector import FaceDetector, backend_for_path
 from mos_ros.msg import FaceArray
 from mos_ros.resources import default_model_path
-from mos_ros.ros import convert, params
+from mos_ros.ros import convert, faces3d, params
 from mos_ros.ros.stats import MS_PER_S, FrameStats
 from mos_ros.ros.worker import LatestWorker
 from mos_ros.ros.spin import run_node
@@ -54,6 +57,7 @@ class DetectorNode(LifecycleNode):
         self.detector: FaceDetector | None = None
         self.worker = LatestWorker(self._process, name="mos_inference")
         self._camera_info = None
+        self.heads = faces3d.HeadPlacer()
         self._subs, self._pubs, self._timer = [], {}, None
         self.add_on_set_parameters_callback(self._validate)
         self._post_set = hasattr(self, "add_post_set_parameters_callback")  # Iron and newer
@@ -79,6 +83,7 @@ class DetectorNode(LifecycleNode):
                                f"{self.detector.backend.device})")
         pub = self.create_publisher
         self._pubs = {"faces": pub(FaceArray, "faces", OUTPUT_DEPTH),
+                      "poses": pub(PoseArray, "faces/poses", OUTPUT_DEPTH),
                       "markers": pub(MarkerArray, "faces/markers", OUTPUT_DEPTH),
                       "image": pub(Image, "faces/image", OUTPUT_DEPTH),
                       "diagnostics": pub(DiagnosticArray, "/diagnostics", OUTPUT_DEPTH)}
@@ -140,6 +145,7 @@ class DetectorNode(LifecycleNode):
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
+        self.heads.set_camera_info(msg)
 
     def _process(self, msg) -> None:
         start = time.perf_counter()
@@ -158,10 +164,18 @@ class DetectorNode(LifecycleNode):
             return
         height, width = image.shape[:2]
         header = msg.header
-        self._pubs["faces"].publish(convert.faces_to_msg(faces, header, width, height))
-        intrinsics = self._intrinsics(width, height)
-        arrows = [head_axis_arrows(face, intrinsics, self.values["marker_scale"])
-                  for face in faces]
+        faces_msg = convert.faces_to_msg(faces, header, width, height)
+        heads, scale = self.heads.place(faces, width, height), self.values["marker_scale"]
+        if heads is None:
+            intrinsics = self._intrinsics(width, height)
+            arrows = [head_axis_arrows(face, intrinsics, scale) for face in faces]
+        else:
+            faces3d.set_positions(faces_msg.faces, heads)
+            self._pubs["poses"].publish(faces3d.pose_array(heads, header))
+            arrows = [placed_head_arrows(head, scale) for head in heads]
+        if (change := self.heads.status_change()) is not None:
+            self.get_logger().info(f"{faces3d.DIAGNOSTICS_KEY}: {change}")
+        self._pubs["faces"].publish(faces_msg)
         self._pubs["markers"].publish(convert.arrows_to_markers(arrows, header))
         if self.values["publish_annotated"]:
             self._pubs["image"].publish(convert.bgr_to_image(draw_faces(image, faces), header))
@@ -181,7 +195,8 @@ class DetectorNode(LifecycleNode):
             return
         active, backend = self.worker.running, self.detector.backend
         values = dict(self.stats.summary(), backend=backend.name, device=backend.device,
-                      model=self.model, state="active" if active else "inactive")
+                      model=self.model, state="active" if active else "inactive",
+                      **{faces3d.DIAGNOSTICS_KEY: self.heads.status})
         self._pubs["diagnostics"].publish(convert.diagnostics(
             f"{self.get_fully_qualified_name()}: face detection", values, active,
             "detecting" if active else "inactive", backend.device,

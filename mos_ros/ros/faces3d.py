@@ -7,7 +7,8 @@ node received and turns placed heads into messages:
   without a usable one it places nothing and :attr:`HeadPlacer.status` says why (for the log,
   once, and for diagnostics).
 * :func:`pose_array`: one pose per face, in the FaceArray's order and with its header.
-* :func:`set_positions`: the heads' positions (and orientations) into a FaceArray's faces.
+* :func:`set_positions`: the heads' positions (and orientations) into a FaceArray's faces;
+  :func:`copy_positions` carries them on, e.g. to tracked faces.
 * :func:`face_transforms`: a ``face_<track_id>`` frame per tracked face, child of the image's
   optical frame at the image stamp (ROS4HRI's naming), for ``/tf``. Frames of faces that left
   are simply no longer sent.
@@ -38,6 +39,15 @@ class HeadPlacer:
     def __init__(self) -> None:
         self._camera: PinholeCamera | None = None
         self.status = NO_CAMERA_INFO
+        self._told = ""
+
+    def status_change(self) -> str | None:
+        """The status when it changed since the last call (None otherwise), so a node logs
+        each state once: no camera_info yet, publishing, an unusable camera_info."""
+        if self.status == self._told:
+            return None
+        self._told = self.status
+        return self.status
 
     @property
     def ready(self) -> bool:
@@ -87,6 +97,14 @@ def set_positions(face_msgs: Sequence, heads: Sequence[Head3D]) -> None:
     for msg, head in zip(face_msgs, heads):
         msg.position, msg.orientation = _point(head), _quaternion(head)
         msg.position_valid = True
+
+
+def copy_positions(targets: Sequence, sources: Sequence) -> None:
+    """Carry position, position_valid and orientation from ``sources`` to ``targets``
+    (``mos_ros/Face`` messages, pairwise), e.g. from detected to tracked faces."""
+    for target, source in zip(targets, sources, strict=True):
+        target.position, target.position_valid = source.position, source.position_valid
+        target.orientation = source.orientation
 
 
 def face_frame(track_id: int) -> str:

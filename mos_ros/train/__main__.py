@@ -13,7 +13,8 @@ import sys
 
 
 def _train(args: argparse.Namespace) -> str:
-    from mos_ros.train.trainer import TrainConfig, train
+    from mos_ros.train.config import TrainConfig
+    from mos_ros.train.loop import train
 
     return str(train(TrainConfig.from_yaml(args.config), resume=args.resume))
 

@@ -11,6 +11,7 @@ subtracts the mean on the device (:func:`images_to_input`).
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from torch.utils.data import Dataset, Sampler
 from mos_ros.core.anchors import generate_anchors
 from mos_ros.core.config import BGR_MEAN, PoseBins, PriorConfig
 from mos_ros.core.image_io import read_image
-from mos_ros.core.label_file import LabelledImage, image_path, missing_images, read_label_file
+from mos_ros.core.label_file import (
+    LabelledImage, image_path, missing_images, read_label_file)
 from mos_ros.core.labels import FaceLabels
 from mos_ros.scenes.config import SyntheticConfig
 from mos_ros.scenes.photometric import PhotometricConfig, photometric
@@ -160,22 +162,41 @@ class FaceTrainingSet(Dataset):
         return image, targets
 
 
-class IndexRange(Sampler):
-    """Sample indices ``first, first + 1, ..., last - 1``: the global sample counter."""
+class ShardedBatchSampler(Sampler):
+    """Batches of global sample indices; each process takes its share of every batch.
 
-    def __init__(self, first: int, last: int):
-        if not 0 <= first <= last:
-            raise ValueError(f"invalid sample range [{first}, {last})")
-        self.first = first
-        self.last = last
+    Global batch ``b`` holds samples ``b * batch .. (b + 1) * batch - 1`` (the global sample
+    counter, so a resumed run sees the same data); process ``rank`` of ``world`` takes the
+    ``rank``-th of ``world`` equal slices. :meth:`keys` says what a batch holds; the feedback
+    sampler overrides it.
+    """
 
-    def __iter__(self):
-        """Indices in order."""
-        return iter(range(self.first, self.last))
+    def __init__(self, first_batch: int, last_batch: int, batch_size: int,
+                 rank: int = 0, world: int = 1):
+        if not 0 <= first_batch <= last_batch:
+            raise ValueError(f"invalid batch range [{first_batch}, {last_batch})")
+        if batch_size % world:
+            raise ValueError(f"batch_size {batch_size} is not divisible by {world} processes")
+        self.first_batch, self.last_batch = first_batch, last_batch
+        self.batch_size, self.rank, self.world = batch_size, rank, world
 
     def __len__(self) -> int:
-        """Number of indices."""
-        return self.last - self.first
+        """Number of batches."""
+        return self.last_batch - self.first_batch
+
+    def __iter__(self) -> Iterator[list]:
+        """This process's share of each batch, built when the loader asks for it."""
+        for batch in range(self.first_batch, self.last_batch):
+            yield self._share(self.keys(batch))
+
+    def _share(self, keys: list) -> list:
+        part = self.batch_size // self.world
+        return keys[self.rank * part:(self.rank + 1) * part]
+
+    def keys(self, batch: int) -> list:
+        """All sample keys of global batch ``batch`` (every process computes the same)."""
+        first = batch * self.batch_size
+        return list(range(first, first + self.batch_size))
 
 
 def collate(batch: list[tuple[np.ndarray, dict[str, np.ndarray]]]

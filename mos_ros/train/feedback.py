@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Sampler
 
 from mos_ros.core.codec import decode_boxes
 from mos_ros.core.labels import FaceLabels
@@ -46,7 +45,7 @@ from mos_ros.core.types import Face
 from mos_ros.core.validation import Rule, Validated
 from mos_ros.scenes.sampling import seeded_rng
 from mos_ros.train.augment import scale_labels
-from mos_ros.train.dataset import FaceTrainingSet
+from mos_ros.train.dataset import FaceTrainingSet, ShardedBatchSampler
 from mos_ros.train.validate import detect
 
 LOG = logging.getLogger(__name__)
@@ -295,36 +294,18 @@ def mine_errors(model: torch.nn.Module, source, images: np.ndarray, input_size: 
 # Sampling and samples
 
 
-class FeedbackBatchSampler(Sampler):
-    """Batch sampler for the loader: per batch, the keys of this process's share.
+class FeedbackBatchSampler(ShardedBatchSampler):
+    """The sharded batch sampler whose keys carry the feedback decisions.
 
-    Global batch ``b`` holds samples ``b * batch .. (b + 1) * batch - 1``; process ``rank``
-    of ``world`` takes the ``rank``-th of ``world`` equal slices. Stitching follows the
-    switch's state when the batch is built; hard-set draws come from ``(seed, b)``.
+    Stitching follows the switch's state when the batch is built; hard-set draws come from
+    ``(seed, b)``.
     """
 
     def __init__(self, first_batch: int, last_batch: int, batch_size: int, seed: int,
                  switch: StitchSwitch | None, hard_set: HardSet | None,
                  rank: int = 0, world: int = 1):
-        if batch_size % world:
-            raise ValueError(f"batch_size {batch_size} is not divisible by {world} processes")
-        self.first_batch, self.last_batch = first_batch, last_batch
-        self.batch_size, self.seed = batch_size, seed
-        self.switch, self.hard_set = switch, hard_set
-        self.rank, self.world = rank, world
-
-    def __len__(self) -> int:
-        """Number of batches."""
-        return self.last_batch - self.first_batch
-
-    def __iter__(self) -> Iterator[list[SampleKey]]:
-        """Keys of each batch, built when the loader asks for it."""
-        for batch in range(self.first_batch, self.last_batch):
-            yield self._share(self.keys(batch))
-
-    def _share(self, keys: list[SampleKey]) -> list[SampleKey]:
-        part = self.batch_size // self.world
-        return keys[self.rank * part:(self.rank + 1) * part]
+        super().__init__(first_batch, last_batch, batch_size, rank, world)
+        self.seed, self.switch, self.hard_set = seed, switch, hard_set
 
     def keys(self, batch: int) -> list[SampleKey]:
         """All keys of global batch ``batch`` (every process computes the same)."""

@@ -114,11 +114,14 @@ def test_labels_of_a_turned_scene_sit_on_the_rendered_face(bank, seed):
 
 
 def test_the_pose_engine_config_reads_and_turns_every_stage():
+    from mos_ros.train.config import TrainConfig
     config = EngineConfig.from_yaml(POSE_ENGINE)
+    root = POSE_ENGINE.parents[1]
     for stage in config.stages:
         assert stage.scene.scene_turn_probability >= 0.5
         assert stage.scene.turn_in_plane_free and stage.scene.hand_probability > 0
-        assert Path(stage.train_config).is_file()
+        train = TrainConfig.from_yaml(root / stage.train_config)
+        assert train.loss.pose_weight == 0.5 and train.variant == "mos-mbv2"
 
 
 def test_the_pose_scenes_spread_pose_as_asked(bank):

@@ -12,8 +12,6 @@ import numpy as np
 
 #: Landmark order after a horizontal mirror: the eyes swap and so do the mouth corners.
 MIRRORED_LANDMARK_ORDER = (1, 0, 2, 4, 3)
-#: Angles (yaw, pitch, roll) that change sign under a horizontal mirror.
-MIRROR_ANGLE_SIGNS = np.array([-1.0, 1.0, -1.0])
 
 
 @dataclass(frozen=True)

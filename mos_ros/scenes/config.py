@@ -2,9 +2,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mos_ros.core.validation import Rule, Validated
 from mos_ros.scenes.photometric import PhotometricConfig
+
+if TYPE_CHECKING:
+    from mos_ros.scenes.hands import HandConfig
+
+#: SceneConfig fields that are probabilities or shares.
+_SHARES = ("procedural_fraction", "scene_turn_probability", "scene_turn_wide_share",
+           "hand_probability", "free_hand_probability")
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,23 @@ class SceneConfig(Validated):
     #: Share of angles drawn from the Gaussian about frontal (the rest uniform); real-face
     #: scenes draw all from the Gaussian, the turn of a photo face being limited anyway.
     frontal_fraction: float = 1.0
+    #: The part of a photo face's turn about the optical axis is exempt from ``max_turn_deg``:
+    #: spinning the shell in the image shows no texture the photo lacks.
+    turn_in_plane_free: bool = False
+    #: A photo face wanted more than this many degrees beyond its reach is drawn as a
+    #: procedural face at the wanted pose instead (profiles, steep pitch); 0: never, clip.
+    procedural_beyond_deg: float = 0.0
+    #: Share of scenes turned as a whole, labels with them (:mod:`mos_ros.scenes.rotation`):
+    #: uniformly within +-``scene_turn_deg``, a ``scene_turn_wide_share`` of them beyond, up
+    #: to +-``scene_turn_max_deg``.
+    scene_turn_probability: float = 0.0
+    scene_turn_deg: float = 45.0
+    scene_turn_max_deg: float = 90.0
+    scene_turn_wide_share: float = 0.15
+    #: Unlabelled hands (some on forearms) beside this share of faces, and one anywhere in this
+    #: share of scenes (:mod:`mos_ros.scenes.hands`): hard negatives.
+    hand_probability: float = 0.0
+    free_hand_probability: float = 0.0
     max_overlap: float = 0.2
     min_visible: float = 0.5
     colour_match: float = 0.35
@@ -89,10 +114,21 @@ class SceneConfig(Validated):
         """Ranges that can produce a scene."""
         low, high = self.face_px_range
         zoom_low, zoom_high = self.background_zoom_range
+        turns = 0 <= self.scene_turn_deg <= self.scene_turn_max_deg <= 180
         return [("face_px_range", 0 < low <= high <= min(self.width, self.height),
                  f"ordered and fit the {self.width}x{self.height} scene"),
                 ("background_zoom_range", 0 < zoom_low <= zoom_high, "positive and ordered"),
-                ("procedural_fraction", 0 <= self.procedural_fraction <= 1, "in [0, 1]")]
+                *((name, 0 <= getattr(self, name) <= 1, "in [0, 1]") for name in _SHARES),
+                ("scene_turn_deg", turns,
+                 f"in [0, scene_turn_max_deg ({self.scene_turn_max_deg})], which is <= 180")]
+
+    @property
+    def hands(self) -> HandConfig:
+        """Settings of the hands drawn into these scenes."""
+        from mos_ros.scenes.hands import HandConfig
+
+        return HandConfig(probability=self.hand_probability,
+                          free_probability=self.free_hand_probability)
 
     @property
     def procedural(self) -> SyntheticConfig:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from mos_ros.core.errors import ExportError
-from mos_ros.core.nms import iou_matrix
+from mos_ros.evaluate.metrics import covered_fraction
 
 _LOG = logging.getLogger(__name__)
 
@@ -72,10 +72,8 @@ def detection_agreement(reference: Sequence[Sequence[np.ndarray]],
     same image overlaps by at least ``iou``; 1.0 when the reference has none."""
     found = total = 0
     for want, got in zip(reference, candidate, strict=True):
-        want, got = np.reshape(want, (-1, 4)), np.reshape(got, (-1, 4))
-        total += len(want)
-        if len(want) and len(got):
-            found += int((iou_matrix(want, got).max(axis=1) >= iou).sum())
+        covered, count = covered_fraction(want, got, iou)
+        found, total = found + covered, total + count
     return found / total if total else 1.0
 
 

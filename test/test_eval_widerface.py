@@ -8,8 +8,9 @@ import pytest
 from scipy.io import loadmat, savemat
 
 from mos_ros.core.types import Face, HeadPose
+from mos_ros.evaluate.metrics import average_precision
 from mos_ros.evaluate.report import main
-from mos_ros.evaluate.widerface import evaluate_widerface, inclusive_corners, voc_ap
+from mos_ros.evaluate.widerface import evaluate_widerface, inclusive_corners
 from mos_ros.evaluate.widerface_io import (
     SETTINGS, EvaluationDataError, GroundTruthImage, WiderGroundTruth, load_ground_truth,
     read_prediction_file, read_predictions, write_predictions)
@@ -146,11 +147,6 @@ def test_pr_curve_has_one_point_per_threshold_and_ends_at_the_full_set():
     assert curve.thresholds[0] == pytest.approx(0.999) and curve.thresholds[-1] == 0.0
     assert curve.recall[-1] == pytest.approx(0.5) and curve.precision[-1] == pytest.approx(2 / 3)
     assert np.all(np.diff(curve.recall) >= 0)
-
-
-def test_voc_ap_is_the_area_under_the_precision_envelope():
-    assert voc_ap(np.array([0.5, 0.5, 1.0]), np.array([1.0, 0.5, 0.75])) == pytest.approx(
-        0.5 * 1.0 + 0.5 * 0.75)
 
 
 def test_predictions_must_align_with_the_images():
@@ -311,7 +307,7 @@ def _reference_ap(gt: WiderGroundTruth, predictions: list, setting: str) -> floa
                 proposed[t] += sum(is_proposal[:above[-1] + 1])
                 found[t] += recall_so_far[above[-1]]
     precision = [f / p if p else 0.0 for f, p in zip(found, proposed)]
-    return voc_ap(found / faces, np.array(precision))
+    return average_precision(found / faces, np.array(precision))
 
 
 def test_vectorised_evaluation_matches_the_loop_reference_on_random_sets():

@@ -19,7 +19,7 @@ from mos_ros.train.loop import train
 from mos_ros.train.loss import MultiTaskLoss, expected_angle, hard_negative_mask
 from mos_ros.train.schedule import WarmupStepSchedule
 from mos_ros.train.targets import BACKGROUND, MatchConfig, build_targets, match_anchors
-from mos_ros.train.validate import average_precision, render_validation_set, validate
+from mos_ros.train.validate import render_validation_set, validate
 from mos_ros.train.weights import freeze_layers, load_initial_weights
 
 REPO = Path(__file__).resolve().parents[1]
@@ -148,12 +148,6 @@ def test_warmup_then_step_schedule():
     assert schedule(0) == pytest.approx(0.1) and schedule(5) == pytest.approx(0.55)
     assert schedule(10) == 1.0 and schedule(50) == pytest.approx(0.1)
     assert schedule(80) == pytest.approx(0.01)
-
-
-def test_average_precision_of_known_curves():
-    assert average_precision(np.array([0.5, 1.0]), np.array([1.0, 1.0])) == pytest.approx(1.0)
-    assert average_precision(np.array([0.5, 0.5, 1.0]), np.array([1.0, 0.5, 2 / 3])) == \
-        pytest.approx(0.5 + 0.5 * 2 / 3)
 
 
 def test_shipped_yaml_config_loads_and_unknown_keys_are_named():

@@ -46,9 +46,10 @@ import cv2
 import numpy as np
 
 from mos_ros.core.pose import expanded_rotation, rotate_pose, rotated_box
+from mos_ros.evaluate.metrics import greedy_matches
 from mos_ros.evaluate.pose import ANGLES
 from mos_ros.evaluate.real_photos import (
-    MOS_MAX_INPUT_SIZE, MOSAIC_NAME, SMALL_FACE_PX, Detection, HeldOutImage, greedy_matches)
+    MOS_MAX_INPUT_SIZE, MOSAIC_NAME, SMALL_FACE_PX, Detection, HeldOutImage)
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mos_ros.evaluate.metrics import face_sizes, point_errors
 from mos_ros.evaluate.widerface_io import EvaluationDataError
 
 #: Default CED threshold (NME, i.e. fraction of the face size).
@@ -57,7 +58,7 @@ def evaluate_landmarks(predicted: np.ndarray, truth: np.ndarray, boxes: np.ndarr
         sample, point = (int(v) for v in missing[0])
         raise EvaluationDataError(f"predicted landmark {point} of sample {sample} is NaN "
                                   "where the ground truth has one")
-    errors = point_errors(predicted, truth, face_sizes(boxes, len(truth)))
+    errors = point_errors(predicted, truth, _checked_face_sizes(boxes, len(truth)))
     per_sample = _nan_mean(errors, axis=1)
     per_sample = per_sample[~np.isnan(per_sample)]
     if per_sample.size == 0:
@@ -69,7 +70,7 @@ def evaluate_landmarks(predicted: np.ndarray, truth: np.ndarray, boxes: np.ndarr
                           fraction, auc, float(np.mean(per_sample > threshold)), threshold)
 
 
-def face_sizes(boxes: np.ndarray, count: int) -> np.ndarray:
+def _checked_face_sizes(boxes: np.ndarray, count: int) -> np.ndarray:
     """sqrt(w * h) of (n, 4) x1y1x2y2 boxes; a box without area is an error naming it."""
     boxes = np.asarray(boxes, dtype=np.float64)
     if boxes.shape != (count, 4):
@@ -79,12 +80,7 @@ def face_sizes(boxes: np.ndarray, count: int) -> np.ndarray:
     if bad.size:
         raise EvaluationDataError(f"face box of sample {int(bad[0])} has no area: "
                                   f"{boxes[bad[0]].tolist()}")
-    return np.sqrt(width * height)
-
-
-def point_errors(predicted: np.ndarray, truth: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """(n, k) distances divided by each sample's face size; NaN where truth is missing."""
-    return np.linalg.norm(predicted - truth, axis=2) / sizes[:, None]
+    return face_sizes(boxes)
 
 
 def _nan_mean(values: np.ndarray, axis: int) -> np.ndarray:

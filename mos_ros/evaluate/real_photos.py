@@ -43,7 +43,7 @@ import numpy as np
 
 from mos_ros.core.errors import MosError
 from mos_ros.core.nms import iou_matrix
-from mos_ros.evaluate.landmarks import face_sizes, point_errors
+from mos_ros.evaluate.metrics import MATCH_IOU, greedy_matches, nme
 from mos_ros.evaluate.pose import ANGLES, evaluate_pose
 from mos_ros.evaluate.widerface_io import EvaluationDataError
 
@@ -57,7 +57,6 @@ TRUTH_MIN_VOTES = 2
 #: Ground-truth boxes with a long side under this (px) count in the small-face recall.
 SMALL_FACE_PX = 40.0
 #: IoU for a detection to match a face; IoU with a missed face that excuses a false positive.
-MATCH_IOU = 0.5
 MISPLACED_IOU = 0.3
 #: The ground-truth cache, relative to the data root; bump the version when labels change.
 TRUTH_FILE = "heldout_truth.json"
@@ -213,21 +212,6 @@ class Score:
                 "pose_faces": len(self.poses)}
 
 
-def greedy_matches(truth_boxes: np.ndarray, boxes: np.ndarray, scores: Sequence[float],
-                   iou: float = MATCH_IOU) -> dict[int, int]:
-    """Detection index -> ground-truth index: by falling score, each detection takes the
-    free ground-truth face it overlaps most, if that IoU is at least ``iou``."""
-    overlap = iou_matrix(boxes, truth_boxes)
-    free = np.ones(overlap.shape[1], bool)
-    matches: dict[int, int] = {}
-    for d in np.argsort(-np.asarray(scores, np.float64), kind="stable"):
-        candidates = np.where(free, overlap[d], -1.0)
-        if candidates.size and candidates.max() >= iou:
-            t = int(np.argmax(candidates))
-            matches[int(d)], free[t] = t, False
-    return matches
-
-
 def score_detections(truth: Sequence[TruthFace], detections: Sequence[Detection],
                      match_iou: float = MATCH_IOU, misplaced_iou: float = MISPLACED_IOU,
                      small_px: float = SMALL_FACE_PX) -> Score:
@@ -247,17 +231,10 @@ def score_detections(truth: Sequence[TruthFace], detections: Sequence[Detection]
     return Score(images=1, large_faces=int((~small).sum()),
                  large_found=int((found & ~small).sum()), small_faces=int(small.sum()),
                  small_found=int((found & small).sum()), false_positives=false_positives,
-                 nme=tuple(_nme(d, t) for d, t in pairs
+                 nme=tuple(nme(d.landmarks, t.landmarks, t.box) for d, t in pairs
                            if d.landmarks is not None and t.landmarks is not None),
                  poses=tuple((tuple(map(float, d.pose)), tuple(map(float, t.pose)))
                              for d, t in pairs if d.pose is not None and t.pose is not None))
-
-
-def _nme(detection: Detection, truth: TruthFace) -> float:
-    """Mean landmark error of one face over sqrt(w*h) of its ground-truth box."""
-    sizes = face_sizes(truth.box[None], 1)
-    return float(point_errors(np.asarray(detection.landmarks, np.float64)[None],
-                              np.asarray(truth.landmarks, np.float64)[None], sizes).mean())
 
 
 # --------------------------------------------------------------------------------------------

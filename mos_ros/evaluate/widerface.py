@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mos_ros.core.nms import iou_matrix
+from mos_ros.evaluate.metrics import average_precision
 from mos_ros.evaluate.widerface_io import EvaluationDataError, Predictions, WiderGroundTruth
 
 #: Overlap a prediction needs with a face to find it.
@@ -184,7 +185,8 @@ def _curve(setting: str, matches: _Matches, keep: np.ndarray, faces: int,
     proposed, found = _counts_above(matches.scores, thresholds, proposals, hits)
     precision = np.divide(found, proposed, out=np.zeros_like(found), where=proposed > 0)
     recall = found / faces
-    return PRCurve(setting, thresholds, precision, recall, voc_ap(recall, precision), faces)
+    return PRCurve(setting, thresholds, precision, recall, average_precision(recall, precision),
+                   faces)
 
 
 def _counts_above(scores: np.ndarray, thresholds: np.ndarray,
@@ -197,16 +199,3 @@ def _counts_above(scores: np.ndarray, thresholds: np.ndarray,
         running = np.concatenate([[0.0], np.cumsum(flag[order], dtype=np.float64)])
         totals.append(running[-1] - running[start])
     return totals
-
-
-def voc_ap(recall: np.ndarray, precision: np.ndarray) -> float:
-    """Area under the precision envelope, summed where recall changes (VOC style).
-
-    Recall is padded with 0 and 1, precision with 0 at both ends; the envelope makes precision
-    non-increasing in recall before the area is taken.
-    """
-    rec = np.concatenate([[0.0], recall, [1.0]])
-    envelope = np.concatenate([[0.0], precision, [0.0]])
-    envelope = np.maximum.accumulate(envelope[::-1])[::-1]
-    steps = np.flatnonzero(rec[1:] != rec[:-1])
-    return float(np.sum((rec[steps + 1] - rec[steps]) * envelope[steps + 1]))

@@ -43,6 +43,7 @@ from mos_ros.core.nms import iou_matrix
 from mos_ros.core.postprocess import DecodeSettings
 from mos_ros.core.types import Face
 from mos_ros.core.validation import Rule, Validated
+from mos_ros.evaluate.metrics import matched_truth
 from mos_ros.scenes.sampling import seeded_rng
 from mos_ros.train.augment import scale_labels
 from mos_ros.train.dataset import FaceTrainingSet, ShardedBatchSampler
@@ -222,16 +223,12 @@ def count_errors(faces: list[Face], truth: FaceLabels, match_iou: float = 0.5,
     sides = np.minimum(truth.boxes[:, 2] - truth.boxes[:, 0],
                        truth.boxes[:, 3] - truth.boxes[:, 1])
     counted = sides >= ignore_below_px
-    overlap = iou_matrix(boxes, truth.boxes.astype(np.float64))
+    found = matched_truth(truth.boxes, boxes, [face.score for face in faces], match_iou)
     matched = np.zeros(len(truth), bool)
-    false_positives = 0
-    for d in np.argsort([-face.score for face in faces], kind="stable"):
-        candidates = np.where(matched, -1.0, overlap[d]) if len(truth) else np.zeros(0)
-        best = int(np.argmax(candidates)) if len(candidates) else -1
-        if best >= 0 and candidates[best] >= match_iou:
-            matched[best] = True
-        elif not (len(truth) and np.any(overlap[d][~counted] >= match_iou)):
-            false_positives += 1
+    matched[found[found >= 0]] = True
+    overlap = iou_matrix(boxes, truth.boxes.astype(np.float64))
+    on_ignored = (overlap[:, ~counted] >= match_iou).any(axis=1)
+    false_positives = int(np.sum((found < 0) & ~on_ignored))
     return false_positives + int(np.sum(counted & ~matched))
 
 

@@ -6,7 +6,6 @@ those of the faces matched at that threshold.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -14,8 +13,9 @@ import numpy as np
 
 from mos_ros.core.labels import FaceLabels
 from mos_ros.core.types import Face
+from mos_ros.evaluate.metrics import mean_pose_errors
 from mos_ros.scenes.config import SyntheticConfig
-from mos_ros.train.validate import evaluate, match_image, render_validation_set
+from mos_ros.train.validate import evaluate, matched_faces, pose_error, render_validation_set
 
 #: Held-out scenes of the model card: seeds never used for training or validation.
 CARD_SEED = 9_000_001
@@ -60,16 +60,14 @@ def score(detect: Callable[[np.ndarray], list[Face]],
     operating = [[f for f in faces if f.score >= threshold] for faces in detections]
     found, false_pos, errors = 0, 0, []
     for faces, truth in zip(operating, truths):
-        ordered = sorted(faces, key=lambda face: -face.score)
-        for face, (_, index) in zip(ordered, match_image(ordered, truth)):
+        for face, index in matched_faces(faces, truth):
             if index < 0:
                 false_pos += 1
                 continue
             found += 1
             if truth.has_pose[index]:
-                predicted = (face.pose.yaw, face.pose.pitch, face.pose.roll)
-                errors.append(np.abs(np.subtract(predicted, truth.poses[index])))
-    mae = np.mean(errors, axis=0) if errors else np.full(3, math.nan)
+                errors.append(pose_error(face, truth, index))
+    mae = mean_pose_errors(errors)
     return Scorecard(ap50=overall.ap50, threshold=threshold,
                      recall=found / max(overall.faces, 1),
                      false_positives_per_image=false_pos / max(len(samples), 1),

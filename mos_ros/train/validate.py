@@ -6,22 +6,21 @@ the figures describe what the shipped pipeline would report.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
 from mos_ros.core.labels import FaceLabels
-from mos_ros.core.nms import iou_matrix
 from mos_ros.core.postprocess import DecodeSettings, decode_faces
 from mos_ros.core.preprocess import prepare
 from mos_ros.core.types import Face, RawOutputs
+from mos_ros.evaluate.metrics import (
+    MATCH_IOU, matched_truth, mean_pose_errors, pooled_average_precision, pose_errors)
 from mos_ros.scenes.config import SyntheticConfig
 from mos_ros.scenes.sampling import seeded_rng
 from mos_ros.scenes.synthetic import compose_scene
 
-MATCH_IOU = 0.5
 #: A low score threshold so the precision-recall curve reaches far into recall.
 VALIDATION_DECODE = DecodeSettings(score_threshold=0.02, nms_threshold=0.4, top_k=1000,
                                    keep_top_k=300)
@@ -51,32 +50,17 @@ def render_validation_set(count: int, seed: int, config: SyntheticConfig
     return [(scene.image, scene.labels) for scene in scenes]
 
 
-def average_precision(recall: np.ndarray, precision: np.ndarray) -> float:
-    """All-point interpolated AP: area under the monotone precision envelope."""
-    recall = np.concatenate([[0.0], recall, [1.0]])
-    precision = np.concatenate([[0.0], precision, [0.0]])
-    precision = np.maximum.accumulate(precision[::-1])[::-1]
-    steps = np.flatnonzero(recall[1:] != recall[:-1])
-    return float(np.sum((recall[steps + 1] - recall[steps]) * precision[steps + 1]))
+def matched_faces(faces: list[Face], truth: FaceLabels) -> list[tuple[Face, int]]:
+    """Each detection (by falling score) with its matched ground-truth index, or -1."""
+    ordered = sorted(faces, key=lambda face: -face.score)
+    boxes = np.reshape([face.box for face in ordered], (-1, 4))
+    indices = matched_truth(truth.boxes, boxes, [face.score for face in ordered], MATCH_IOU)
+    return list(zip(ordered, indices.tolist()))
 
 
-def match_image(faces: list[Face], truth: FaceLabels) -> list[tuple[float, int]]:
-    """(score, matched ground-truth index or -1) per detection, greedily by score."""
-    if not faces:
-        return []
-    boxes = np.array([face.box for face in faces], np.float64)
-    overlaps = iou_matrix(boxes, truth.boxes) if len(truth) else np.zeros((len(faces), 0))
-    taken = np.zeros(len(truth), bool)
-    result = []
-    for det in np.argsort([-face.score for face in faces], kind="stable"):
-        candidates = np.where(taken, -1.0, overlaps[det]) if len(truth) else np.zeros(0)
-        best = int(np.argmax(candidates)) if candidates.size else -1
-        if best >= 0 and candidates[best] >= MATCH_IOU:
-            taken[best] = True
-            result.append((faces[det].score, best))
-        else:
-            result.append((faces[det].score, -1))
-    return result
+def pose_error(face: Face, truth: FaceLabels, index: int) -> np.ndarray:
+    """Absolute yaw, pitch, roll error (3,) of a detection against face ``index``."""
+    return pose_errors((face.pose.yaw, face.pose.pitch, face.pose.roll), truth.poses[index])
 
 
 def evaluate(detections: list[list[Face]], truths: list[FaceLabels]) -> ValidationResult:
@@ -85,23 +69,15 @@ def evaluate(detections: list[list[Face]], truths: list[FaceLabels]) -> Validati
         raise ValueError(f"{len(detections)} detection lists for {len(truths)} images")
     scored, errors = [], []
     for faces, truth in zip(detections, truths):
-        ordered = sorted(faces, key=lambda face: -face.score)
-        for face, (score, index) in zip(ordered, match_image(ordered, truth)):
-            scored.append((score, index >= 0))
+        for face, index in matched_faces(faces, truth):
+            scored.append((face.score, index >= 0))
             if index >= 0 and truth.has_pose[index]:
-                predicted = (face.pose.yaw, face.pose.pitch, face.pose.roll)
-                errors.append(np.abs(np.subtract(predicted, truth.poses[index])))
+                errors.append(pose_error(face, truth, index))
     total = int(sum(len(t) for t in truths))
-    ap = 0.0
-    if scored and total:
-        scored.sort(key=lambda item: -item[0])
-        hits = np.array([hit for _, hit in scored], np.float64)
-        true_pos = np.cumsum(hits)
-        ap = average_precision(true_pos / total, true_pos / np.arange(1, len(hits) + 1))
-    mae = np.mean(errors, axis=0) if errors else np.full(3, math.nan)
-    return ValidationResult(ap50=ap, yaw_mae=float(mae[0]), pitch_mae=float(mae[1]),
-                            roll_mae=float(mae[2]), matched_faces=len(errors), faces=total,
-                            images=len(truths))
+    mae = mean_pose_errors(errors)
+    return ValidationResult(ap50=pooled_average_precision(scored, total), yaw_mae=float(mae[0]),
+                            pitch_mae=float(mae[1]), roll_mae=float(mae[2]),
+                            matched_faces=len(errors), faces=total, images=len(truths))
 
 
 @torch.no_grad()

@@ -13,16 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from mos_ros.core.image_io import to_bgr
+from mos_ros.core.labels import MIRRORED_LANDMARK_ORDER
+from mos_ros.core.pose import mirror_poses
 from mos_ros.core.postprocess import Candidates, decode_candidates, select_faces
 from mos_ros.core.preprocess import SIZE_MULTIPLE, prepare
 from mos_ros.core.types import Face
 from mos_ros.detector import FaceDetector
-
-#: Landmark order after a mirror: image-left and image-right points trade places
-#: (left eye <-> right eye, nose stays, left mouth corner <-> right mouth corner).
-MIRRORED_LANDMARKS = np.array([1, 0, 2, 4, 3])
-#: Angles (yaw, pitch, roll) that change sign under a horizontal mirror.
-MIRROR_ANGLE_SIGNS = np.array([-1.0, 1.0, -1.0])
 
 
 @dataclass(frozen=True)
@@ -47,9 +43,9 @@ def mirror_candidates(found: Candidates, image_width: int) -> Candidates:
     """Candidates found in a horizontally mirrored image, expressed in the original image."""
     boxes = found.boxes.copy()
     boxes[:, [0, 2]] = image_width - found.boxes[:, [2, 0]]
-    landmarks = found.landmarks[:, MIRRORED_LANDMARKS].copy()
+    landmarks = found.landmarks[:, list(MIRRORED_LANDMARK_ORDER)].copy()
     landmarks[..., 0] = image_width - landmarks[..., 0]
-    return Candidates(boxes, found.scores.copy(), landmarks, found.angles * MIRROR_ANGLE_SIGNS)
+    return Candidates(boxes, found.scores.copy(), landmarks, mirror_poses(found.angles))
 
 
 def pass_long_sides(image_hw: tuple[int, int], tta: TTASettings) -> list[int]:

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mos_ros.scenes.photometric import PhotometricConfig
+
+if TYPE_CHECKING:
+    from mos_ros.scenes.hands import HandConfig
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,23 @@ class SceneConfig:
     #: Share of angles drawn from the Gaussian about frontal (the rest uniform); real-face
     #: scenes draw all from the Gaussian, the turn of a photo face being limited anyway.
     frontal_fraction: float = 1.0
+    #: The part of a photo face's turn about the optical axis is exempt from ``max_turn_deg``:
+    #: spinning the shell in the image shows no texture the photo lacks.
+    turn_in_plane_free: bool = False
+    #: A photo face wanted more than this many degrees beyond its reach is drawn as a
+    #: procedural face at the wanted pose instead (profiles, steep pitch); 0: never, clip.
+    procedural_beyond_deg: float = 0.0
+    #: Share of scenes turned as a whole, labels with them (:mod:`mos_ros.scenes.rotation`):
+    #: uniformly within +-``scene_turn_deg``, a ``scene_turn_wide_share`` of them beyond, up
+    #: to +-``scene_turn_max_deg``.
+    scene_turn_probability: float = 0.0
+    scene_turn_deg: float = 45.0
+    scene_turn_max_deg: float = 90.0
+    scene_turn_wide_share: float = 0.15
+    #: Unlabelled hands (some on forearms) beside this share of faces, and one anywhere in this
+    #: share of scenes (:mod:`mos_ros.scenes.hands`): hard negatives.
+    hand_probability: float = 0.0
+    free_hand_probability: float = 0.0
     max_overlap: float = 0.2
     min_visible: float = 0.5
     colour_match: float = 0.35
@@ -97,9 +118,21 @@ class SceneConfig:
         if not 0 < zoom_low <= zoom_high:
             raise ValueError(f"background_zoom_range {self.background_zoom_range} must be "
                              "positive and ordered")
-        if not 0 <= self.procedural_fraction <= 1:
-            raise ValueError(f"procedural_fraction must be in [0, 1], got "
-                             f"{self.procedural_fraction}")
+        for name in ("procedural_fraction", "scene_turn_probability", "scene_turn_wide_share",
+                     "hand_probability", "free_hand_probability"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not 0 <= self.scene_turn_deg <= self.scene_turn_max_deg <= 180:
+            raise ValueError(f"scene turns need 0 <= scene_turn_deg ({self.scene_turn_deg}) <= "
+                             f"scene_turn_max_deg ({self.scene_turn_max_deg}) <= 180")
+
+    @property
+    def hands(self) -> HandConfig:
+        """Settings of the hands drawn into these scenes."""
+        from mos_ros.scenes.hands import HandConfig
+
+        return HandConfig(probability=self.hand_probability,
+                          free_probability=self.free_hand_probability)
 
     @property
     def procedural(self) -> SyntheticConfig:

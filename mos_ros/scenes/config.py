@@ -4,14 +4,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mos_ros.core.validation import Rule, Validated
 from mos_ros.scenes.photometric import PhotometricConfig
 
 if TYPE_CHECKING:
     from mos_ros.scenes.hands import HandConfig
 
+#: SceneConfig fields that are probabilities or shares.
+_SHARES = ("procedural_fraction", "scene_turn_probability", "scene_turn_wide_share",
+           "hand_probability", "free_hand_probability")
+
 
 @dataclass(frozen=True)
-class SyntheticConfig:
+class SyntheticConfig(Validated):
     """What a synthetic scene looks like; every random choice is drawn from these ranges.
 
     Face size is the long side of the face box in pixels, drawn log-uniformly. Angles are drawn
@@ -39,23 +44,20 @@ class SyntheticConfig:
     augment_probability: float = 0.8
     photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
 
-    def __post_init__(self) -> None:
-        """Reject ranges that cannot produce a scene."""
-        if self.width < 16 or self.height < 16:
-            raise ValueError("scene must be at least 16x16 pixels, "
-                             f"got {self.width}x{self.height}")
+    def rules(self) -> list[Rule]:
+        """Ranges that can produce a scene."""
         low, high = self.face_px_range
-        if not 0 < low <= high <= min(self.width, self.height):
-            raise ValueError(f"face_px_range {self.face_px_range} must lie in "
-                             f"(0, {min(self.width, self.height)}] and be ordered")
-        if not 0 <= self.faces_range[0] <= self.faces_range[1]:
-            raise ValueError(f"faces_range {self.faces_range} must be ordered and >= 0")
-        if not 0 < self.distance_range[0] <= self.distance_range[1]:
-            raise ValueError(f"distance_range {self.distance_range} must be positive, ordered")
+        return [("width", self.width >= 16, ">= 16"), ("height", self.height >= 16, ">= 16"),
+                ("face_px_range", 0 < low <= high <= min(self.width, self.height),
+                 f"ordered and within (0, {min(self.width, self.height)}]"),
+                ("faces_range", 0 <= self.faces_range[0] <= self.faces_range[1],
+                 "ordered and >= 0"),
+                ("distance_range", 0 < self.distance_range[0] <= self.distance_range[1],
+                 "positive and ordered")]
 
 
 @dataclass(frozen=True)
-class SceneConfig:
+class SceneConfig(Validated):
     """What a scene looks like. Face size is the long side of the face box in pixels."""
 
     width: int = 448
@@ -108,23 +110,17 @@ class SceneConfig:
     augment_probability: float = 0.85
     photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
 
-    def __post_init__(self) -> None:
-        """Reject ranges that cannot produce a scene."""
+    def rules(self) -> list[Rule]:
+        """Ranges that can produce a scene."""
         low, high = self.face_px_range
-        if not 0 < low <= high <= min(self.width, self.height):
-            raise ValueError(f"face_px_range {self.face_px_range} must be ordered and fit the "
-                             f"{self.width}x{self.height} scene")
         zoom_low, zoom_high = self.background_zoom_range
-        if not 0 < zoom_low <= zoom_high:
-            raise ValueError(f"background_zoom_range {self.background_zoom_range} must be "
-                             "positive and ordered")
-        for name in ("procedural_fraction", "scene_turn_probability", "scene_turn_wide_share",
-                     "hand_probability", "free_hand_probability"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if not 0 <= self.scene_turn_deg <= self.scene_turn_max_deg <= 180:
-            raise ValueError(f"scene turns need 0 <= scene_turn_deg ({self.scene_turn_deg}) <= "
-                             f"scene_turn_max_deg ({self.scene_turn_max_deg}) <= 180")
+        turns = 0 <= self.scene_turn_deg <= self.scene_turn_max_deg <= 180
+        return [("face_px_range", 0 < low <= high <= min(self.width, self.height),
+                 f"ordered and fit the {self.width}x{self.height} scene"),
+                ("background_zoom_range", 0 < zoom_low <= zoom_high, "positive and ordered"),
+                *((name, 0 <= getattr(self, name) <= 1, "in [0, 1]") for name in _SHARES),
+                ("scene_turn_deg", turns,
+                 f"in [0, scene_turn_max_deg ({self.scene_turn_max_deg})], which is <= 180")]
 
     @property
     def hands(self) -> HandConfig:

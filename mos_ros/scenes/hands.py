@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from mos_ros.core.validation import Rule, Validated
 from mos_ros.scenes.procedural import SKIN_TONES
 
 #: Hands shorter than this (px) are drawn larger and averaged down (anti-aliasing), at most
@@ -25,7 +26,7 @@ _MAX_SUPERSAMPLING = 3
 
 
 @dataclass(frozen=True)
-class HandConfig:
+class HandConfig(Validated):
     """How often and how hands appear. Sizes are relative to the face box's long side."""
 
     #: Share of faces that get a hand (or an arm and a hand) beside them.
@@ -41,17 +42,13 @@ class HandConfig:
     #: A hand may cover at most this share of the face box (the face stays a face).
     max_face_cover: float = 0.3
 
-    def __post_init__(self) -> None:
-        """Reject settings that cannot draw a hand."""
-        for name in ("probability", "arm_probability", "free_probability",
-                     "face_tone_probability", "max_face_cover"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"HandConfig.{name} must be in [0, 1], got "
-                                 f"{getattr(self, name)}")
+    def rules(self) -> list[Rule]:
+        """Shares in [0, 1] and a positive, ordered length range."""
         low, high = self.length_range
-        if not 0 < low <= high:
-            raise ValueError(f"HandConfig.length_range {self.length_range} must be positive "
-                             "and ordered")
+        return [*((name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
+                  for name in ("probability", "arm_probability", "free_probability",
+                               "face_tone_probability", "max_face_cover")),
+                ("length_range", 0 < low <= high, "positive and ordered")]
 
 
 def face_tone(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:

@@ -221,7 +221,7 @@ def test_each_teacher_finds_the_portrait_face_with_ordered_landmarks(name, teach
     faces = teachers[name].detect(obama)
     assert len(faces) == 1, f"{name} found {len(faces)} faces on obama.jpg"
     face = faces[0]
-    assert face.teacher == name and face.box.dtype == np.float32 and face.box.shape == (4,)
+    assert face.source == name and face.box.dtype == np.float32 and face.box.shape == (4,)
     assert iou_matrix(T.to_mesh_box(face), obama_consensus[0].box)[0, 0] >= 0.5
     assert iou_matrix(face.box, obama_consensus[0].box)[0, 0] >= 0.5
     if name == "blazeface":

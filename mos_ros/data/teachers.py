@@ -2,7 +2,7 @@
 
 Teachers are third-party detectors that label real photos, for training and for evaluation,
 and that our own model is compared against. Each one answers :meth:`Teacher.detect` with
-:class:`TeacherFace` objects in the project's conventions: BGR uint8 input, x1y1x2y2 boxes in
+:class:`LabelledFace` objects in the project's conventions: BGR uint8 input, x1y1x2y2 boxes in
 float pixels and five landmarks in the RetinaFace order (image-left eye, image-right eye, nose
 tip, image-left mouth corner, image-right mouth corner).
 
@@ -30,22 +30,13 @@ import numpy as np
 
 from mos_ros.core.align import fit_similarity
 from mos_ros.core.errors import ImageError
+from mos_ros.core.labels import LabelledFace
 from mos_ros.core.nms import iou_matrix, nms
 from mos_ros.core.pose import matrix_to_euler
 from mos_ros.scenes.face_mesh import LANDMARK_GROUPS, load_face_mesh
 
 # --------------------------------------------------------------------------------------------
 # What teachers return
-
-
-@dataclass(frozen=True)
-class TeacherFace:
-    """One face found by one teacher, in pixels of the image it was given."""
-
-    box: np.ndarray                 # (4,) float32 x1, y1, x2, y2 in the teacher's own convention
-    score: float
-    landmarks: np.ndarray | None    # (5, 2) float32 RetinaFace order; None if none given
-    teacher: str
 
 
 @runtime_checkable
@@ -55,7 +46,7 @@ class Teacher(Protocol):
     #: Registry name ("yuface", "centerface", "blazeface").
     name: str
 
-    def detect(self, image: np.ndarray) -> list[TeacherFace]:
+    def detect(self, image: np.ndarray) -> list[LabelledFace]:
         """Faces in a BGR uint8 image (H, W, 3)."""
         ...
 
@@ -72,11 +63,12 @@ def check_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def _face(box, score: float, landmarks, teacher: str) -> TeacherFace:
-    """A TeacherFace with float32 arrays of the documented shapes."""
+def _face(box, score: float, landmarks, teacher: str) -> LabelledFace:
+    """A teacher's face: float32 box (4,) in the teacher's own convention and landmarks
+    (5, 2) in the RetinaFace order (None if none given); ``source`` names the teacher."""
     points = None if landmarks is None else np.asarray(landmarks, np.float32).reshape(5, 2)
-    return TeacherFace(box=np.asarray(box, np.float32).reshape(4), score=float(score),
-                       landmarks=points, teacher=teacher)
+    return LabelledFace(box=np.asarray(box, np.float32).reshape(4), landmarks=points,
+                        score=float(score), source=teacher)
 
 
 def _shrink(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
@@ -110,7 +102,7 @@ class YuFaceTeacher:
         self.score_threshold = float(score_threshold)
         self.max_side = int(max_side)
 
-    def detect(self, image: np.ndarray) -> list[TeacherFace]:
+    def detect(self, image: np.ndarray) -> list[LabelledFace]:
         """Faces with score >= ``score_threshold`` (yuface scores are percent; scaled to 0..1)."""
         small, factor = _shrink(check_image(image), self.max_side)
         scores, rects, points = self._detect(np.ascontiguousarray(small), self.score_threshold)
@@ -217,7 +209,7 @@ class CenterFaceTeacher:
         rgb = cv2.cvtColor(padded, cv2.COLOR_BGR2RGB).astype(np.float32)
         return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
 
-    def detect(self, image: np.ndarray) -> list[TeacherFace]:
+    def detect(self, image: np.ndarray) -> list[LabelledFace]:
         """Faces with heatmap peak >= ``score_threshold``, after NMS; boxes are not clipped."""
         small, factor = _shrink(check_image(image), self.max_side)
         outputs = self._session.run(list(CENTERFACE_OUTPUTS), {self._input: self._blob(small)})
@@ -240,7 +232,7 @@ class BlazeFaceTeacher:
         self._detector = face_detection.FaceDetection(
             model_selection=int(model_selection), min_detection_confidence=float(score_threshold))
 
-    def detect(self, image: np.ndarray) -> list[TeacherFace]:
+    def detect(self, image: np.ndarray) -> list[LabelledFace]:
         """Faces with score >= ``score_threshold``."""
         height, width = check_image(image).shape[:2]
         result = self._detector.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
@@ -482,12 +474,12 @@ class ConsensusFace:
     score: float                              # mean score of the agreeing teachers
 
 
-def to_mesh_box(face: TeacherFace) -> np.ndarray:
+def to_mesh_box(face: LabelledFace) -> np.ndarray:
     """A teacher's box converted to the mesh-extent convention (4,)."""
-    return BOX_TO_MESH.get(face.teacher, BoxConvention()).to_mesh(face.box)[0]
+    return BOX_TO_MESH.get(face.source, BoxConvention()).to_mesh(face.box)[0]
 
 
-def _clusters(faces: list[TeacherFace], boxes: np.ndarray, iou: float) -> list[list[int]]:
+def _clusters(faces: list[LabelledFace], boxes: np.ndarray, iou: float) -> list[list[int]]:
     """Greedy clusters: the best remaining face and, per other teacher, its best match."""
     overlap = iou_matrix(boxes, boxes)
     free = np.ones(len(faces), bool)
@@ -496,9 +488,9 @@ def _clusters(faces: list[TeacherFace], boxes: np.ndarray, iou: float) -> list[l
         if not free[seed]:
             continue
         members = [int(seed)]
-        for teacher in sorted({face.teacher for face in faces} - {faces[seed].teacher}):
+        for teacher in sorted({face.source for face in faces} - {faces[seed].source}):
             options = [i for i, face in enumerate(faces)
-                       if free[i] and face.teacher == teacher and overlap[seed, i] >= iou]
+                       if free[i] and face.source == teacher and overlap[seed, i] >= iou]
             if options:
                 members.append(max(options, key=lambda i: overlap[seed, i]))
         free[members] = False
@@ -506,7 +498,7 @@ def _clusters(faces: list[TeacherFace], boxes: np.ndarray, iou: float) -> list[l
     return clusters
 
 
-def _agreed_face(image: np.ndarray, faces: list[TeacherFace], box: np.ndarray
+def _agreed_face(image: np.ndarray, faces: list[LabelledFace], box: np.ndarray
                  ) -> ConsensusFace:
     """Box, landmarks and pose of one cluster: from FaceMesh when its fit is good."""
     marked = [face.landmarks for face in faces if face.landmarks is not None]
@@ -514,7 +506,7 @@ def _agreed_face(image: np.ndarray, faces: list[TeacherFace], box: np.ndarray
     fit = fit_face_mesh(image, box)
     trusted = (fit is not None and fit.residual <= MAX_MESH_RESIDUAL
                and iou_matrix(fit.box, box)[0, 0] >= MESH_MATCH_IOU)
-    names = tuple(sorted({face.teacher for face in faces}))
+    names = tuple(sorted({face.source for face in faces}))
     return ConsensusFace(
         box=fit.box if trusted else box.astype(np.float32),
         landmarks=fit.landmarks if trusted else landmarks,
@@ -541,7 +533,7 @@ def consensus(image: np.ndarray, teachers: Sequence[Teacher], min_votes: int = 2
     boxes = np.stack([to_mesh_box(face) for face in faces])
     agreed = []
     for members in _clusters(faces, boxes, iou):
-        if len({faces[i].teacher for i in members}) >= min_votes:
+        if len({faces[i].source for i in members}) >= min_votes:
             agreed.append(_agreed_face(image, [faces[i] for i in members],
                                        boxes[members].mean(axis=0)))
     return agreed

@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 from mos_ros.core.errors import MosError
+from mos_ros.core.labels import LabelledFace
 from mos_ros.core.nms import iou_matrix
 from mos_ros.evaluate.metrics import MATCH_IOU, greedy_matches, nme
 from mos_ros.evaluate.pose import ANGLES, evaluate_pose
@@ -85,64 +86,12 @@ class RealPhotoError(MosError, RuntimeError):
 
 
 @dataclass(frozen=True)
-class TruthFace:
-    """A ground-truth face in image pixels; ``landmarks`` (5, 2) and ``pose`` (yaw, pitch,
-    roll degrees) are None where the labeller gave none."""
-
-    box: np.ndarray
-    landmarks: np.ndarray | None = None
-    pose: tuple[float, float, float] | None = None
-
-    @property
-    def long_side(self) -> float:
-        """The box's longer side in pixels: what decides the small-face column."""
-        return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
-
-    def scaled(self, factor: float) -> TruthFace:
-        """The same face in an image resized by ``factor`` (pose does not change)."""
-        points = None if self.landmarks is None else self.landmarks * factor
-        return TruthFace(self.box * factor, points, self.pose)
-
-    def moved(self, offset: Sequence[float]) -> TruthFace:
-        """The same face shifted by ``offset`` (x, y) pixels."""
-        shift = np.asarray(offset, np.float64)
-        points = None if self.landmarks is None else self.landmarks + shift
-        return TruthFace(self.box + np.tile(shift, 2), points, self.pose)
-
-    def to_dict(self) -> dict:
-        """JSON-able form (pixels, degrees; None where absent)."""
-        return {"box": [float(v) for v in self.box],
-                "landmarks": None if self.landmarks is None else self.landmarks.tolist(),
-                "pose": None if self.pose is None else [float(v) for v in self.pose]}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> TruthFace:
-        """Inverse of :meth:`to_dict`."""
-        points = data.get("landmarks")
-        pose = data.get("pose")
-        return cls(np.asarray(data["box"], np.float64).reshape(4),
-                   None if points is None else np.asarray(points, np.float64).reshape(5, 2),
-                   None if pose is None else tuple(float(v) for v in pose))
-
-
-@dataclass(frozen=True)
 class HeldOutImage:
     """One evaluation image (BGR uint8) and its ground-truth faces."""
 
     name: str
     image: np.ndarray = field(repr=False)
-    faces: tuple[TruthFace, ...]
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One contestant's face in the project's box convention; landmarks and pose are None
-    where the contestant gives none."""
-
-    box: np.ndarray
-    score: float
-    landmarks: np.ndarray | None = None
-    pose: tuple[float, float, float] | None = None
+    faces: tuple[LabelledFace, ...]
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,7 +161,7 @@ class Score:
                 "pose_faces": len(self.poses)}
 
 
-def score_detections(truth: Sequence[TruthFace], detections: Sequence[Detection],
+def score_detections(truth: Sequence[LabelledFace], detections: Sequence[LabelledFace],
                      match_iou: float = MATCH_IOU, misplaced_iou: float = MISPLACED_IOU,
                      small_px: float = SMALL_FACE_PX) -> Score:
     """Score one image's detections against its ground truth (rules: module docstring)."""
@@ -271,8 +220,8 @@ def _photo_name(path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
-def _faces(records: Sequence[Mapping]) -> tuple[TruthFace, ...]:
-    return tuple(TruthFace.from_dict(r) for r in records)
+def _faces(records: Sequence[Mapping]) -> tuple[LabelledFace, ...]:
+    return tuple(LabelledFace.from_dict(r) for r in records)
 
 
 def _cached_truth(path: Path, photo_names: Sequence[str], crop_count: int) -> dict | None:
@@ -304,20 +253,20 @@ def _label_truth(paths: Sequence[Path], face_crops: np.ndarray) -> dict:
     for path in paths:
         agreed = consensus(read_image(path), teachers, min_votes=TRUTH_MIN_VOTES)
         labelled[_photo_name(path)] = [
-            TruthFace(np.asarray(f.box, np.float64), None if f.landmarks is None
-                      else np.asarray(f.landmarks, np.float64), f.pose).to_dict()
+            LabelledFace(np.asarray(f.box, np.float64), None if f.landmarks is None
+                         else np.asarray(f.landmarks, np.float64), f.pose).to_dict()
             for f in agreed]
     lfw = []
     for crop in face_crops:
         fitted = tiny_faces(crop[None])
-        lfw.append(TruthFace(np.asarray(fitted[0].box, np.float64),
-                             np.asarray(fitted[0].landmarks, np.float64),
-                             fitted[0].pose).to_dict() if fitted else None)
+        lfw.append(LabelledFace(np.asarray(fitted[0].box, np.float64),
+                                np.asarray(fitted[0].landmarks, np.float64),
+                                fitted[0].pose).to_dict() if fitted else None)
     return {"version": TRUTH_VERSION, "teachers": list(TRUTH_TEACHERS),
             "min_votes": TRUTH_MIN_VOTES, "photos": labelled, "lfw_faces": lfw}
 
 
-def _scaled_images(image: np.ndarray, name: str, faces: tuple[TruthFace, ...]
+def _scaled_images(image: np.ndarray, name: str, faces: tuple[LabelledFace, ...]
                    ) -> list[HeldOutImage]:
     """``image`` at each of :data:`SCALES`, its full-resolution labels scaled alike."""
     height, width = image.shape[:2]
@@ -327,8 +276,7 @@ def _scaled_images(image: np.ndarray, name: str, faces: tuple[TruthFace, ...]
         small = image if scale == 1.0 else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         factor = np.array([size[0] / width, size[1] / height] * 2)
         scaled.append(HeldOutImage(f"{name}@{scale:g}", small, tuple(
-            TruthFace(f.box * factor, None if f.landmarks is None else f.landmarks * factor[:2],
-                      f.pose) for f in faces)))
+            f.scaled(factor) for f in faces)))
     return scaled
 
 
@@ -336,7 +284,7 @@ def _mosaic(crops: tuple[np.ndarray, np.ndarray], labels: Sequence[Mapping | Non
             ) -> HeldOutImage:
     """Face crops that have labels, then the non-face crops, tiled on grey in rows."""
     faces, non_faces = crops
-    tiles = [(crop, TruthFace.from_dict(label)) for crop, label in zip(faces, labels) if label]
+    tiles = [(crop, LabelledFace.from_dict(label)) for crop, label in zip(faces, labels) if label]
     tiles += [(crop, None) for crop in non_faces]
     side = faces.shape[1] + MOSAIC_GAP
     rows = -(-len(tiles) // MOSAIC_COLUMNS)
@@ -355,7 +303,7 @@ def _mosaic(crops: tuple[np.ndarray, np.ndarray], labels: Sequence[Mapping | Non
 # --------------------------------------------------------------------------------------------
 # Contestants
 
-DetectFn = Callable[[np.ndarray], list[Detection]]
+DetectFn = Callable[[np.ndarray], list[LabelledFace]]
 
 
 def _open_mos(model_path: Path | str | None) -> DetectFn:
@@ -369,12 +317,9 @@ def _open_mos(model_path: Path | str | None) -> DetectFn:
     native = FaceDetector.open(path, settings=DecodeSettings(), input_size=None)
     shrunk = FaceDetector.open(path, settings=DecodeSettings(), input_size=MOS_MAX_INPUT_SIZE)
 
-    def detect(image: np.ndarray) -> list[Detection]:
+    def detect(image: np.ndarray) -> list[LabelledFace]:
         detector = shrunk if max(image.shape[:2]) > MOS_MAX_INPUT_SIZE else native
-        return [Detection(np.asarray(f.box, np.float64), f.score,
-                          np.asarray(f.landmarks, np.float64),
-                          (f.pose.yaw, f.pose.pitch, f.pose.roll))
-                for f in detector.detect(image)]
+        return [LabelledFace.from_face(f) for f in detector.detect(image)]
     return detect
 
 
@@ -388,9 +333,9 @@ def _open_teacher(name: str, model_path: Path | str | None = None) -> DetectFn:
         raise RealPhotoError(f"contestant {name!r} cannot run: {exc} (install the data "
                              "engine's teachers, see .ci/setup.sh)") from None
 
-    def detect(image: np.ndarray) -> list[Detection]:
-        return [Detection(to_mesh_box(f), f.score, None if f.landmarks is None
-                          else np.asarray(f.landmarks, np.float64))
+    def detect(image: np.ndarray) -> list[LabelledFace]:
+        return [LabelledFace(to_mesh_box(f), None if f.landmarks is None
+                             else np.asarray(f.landmarks, np.float64), score=f.score)
                 for f in teacher.detect(image)]
     return detect
 
@@ -418,7 +363,7 @@ class ContestantResult:
     """One contestant's detections and score on each image, and the seconds it took."""
 
     name: str
-    detections: tuple[tuple[Detection, ...], ...]
+    detections: tuple[tuple[LabelledFace, ...], ...]
     scores: tuple[Score, ...]
     seconds: float
 
@@ -532,7 +477,7 @@ def evaluate_real_photos(model_path: Path | str | None = None,
     return RealPhotoReport(images, results, str(model), time.perf_counter() - start)
 
 
-def draw_image(image: HeldOutImage, detections: Sequence[Detection]) -> np.ndarray:
+def draw_image(image: HeldOutImage, detections: Sequence[LabelledFace]) -> np.ndarray:
     """``image`` with its ground truth in green and ``detections`` in red (BGR), enlarged
     so small images stay readable."""
     zoom = max(1, int(np.ceil(DRAW_MIN_SIDE / max(image.image.shape[:2]))))

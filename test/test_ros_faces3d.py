@@ -20,9 +20,9 @@ from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
 from mos_ros.core.camera import PinholeCamera
-from mos_ros.core.image_io import read_image
 from mos_ros.core.head3d import (MEAN_FACE_M, PIXEL_CORNER_TO_CENTRE, place_heads,
                                  viewing_rotation)
+from mos_ros.core.image_io import read_image
 from mos_ros.core.pose import euler_to_matrix
 from mos_ros.core.types import Face, HeadPose
 from mos_ros.msg import Face as FaceMsg

@@ -3,8 +3,8 @@ what colour they take, and that bad settings are refused by name."""
 import numpy as np
 import pytest
 
-from mos_ros.scenes.hands import (HandConfig, covered_share, draw_hand, face_tone, free_hand,
-                                  hand_near_face)
+from mos_ros.scenes.config import HandConfig
+from mos_ros.scenes.hands import covered_share, draw_hand, face_tone, free_hand, hand_near_face
 
 TONE = np.array([90.0, 140.0, 200.0])
 

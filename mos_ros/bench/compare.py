@@ -15,9 +15,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from mos_ros.bench.machine import MachineInfo, describe_machine, usable_cores
+from mos_ros.bench.report import machine_lines
 from mos_ros.bench.run import (
-    FRAME_HW, OpenedBackend, machine_lines, open_bench_backend, synthetic_frame,
-    time_backend_at)
+    FRAME_HW, OpenedBackend, open_bench_backend, synthetic_frame, time_backend_at)
 
 
 @dataclass(frozen=True)

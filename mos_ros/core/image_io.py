@@ -1,6 +1,7 @@
 """Reading images and normalising arrays to 3-channel BGR uint8, with clear errors."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -12,6 +13,15 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".
                             ".pgm"})
 #: Images whose side exceeds this are refused: decoding them would exhaust memory.
 MAX_IMAGE_SIDE = 32768
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One image to process and the name its outputs get."""
+
+    name: str
+    image: np.ndarray | None
+    error: str | None = None
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -33,6 +33,7 @@ from mos_ros.core.head3d import (PIXEL_CORNER_TO_CENTRE, fit_translation, head_r
 from mos_ros.core.nms import iou_matrix
 from mos_ros.core.pose import euler_to_matrix
 from mos_ros.core.types import Face, HeadPose
+from mos_ros.evaluate.command import Report
 
 log = logging.getLogger(__name__)
 
@@ -302,10 +303,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
-def run(args: argparse.Namespace):
+def run(args: argparse.Namespace) -> Report:
     """Run ``mos eval head3d`` and return its report."""
     from mos_ros.detector import FaceDetector
-    from mos_ros.evaluate.report import Report
     from mos_ros.resources import default_model_path
 
     detector = FaceDetector.open(args.model or default_model_path("", ""))

@@ -11,44 +11,17 @@ background to the detector.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from mos_ros.core.validation import Rule, Validated
+from mos_ros.scenes.config import HandConfig
 from mos_ros.scenes.procedural import SKIN_TONES
 
 #: Hands shorter than this (px) are drawn larger and averaged down (anti-aliasing), at most
 #: ``_MAX_SUPERSAMPLING`` times.
 _MIN_DRAW_PX = 96.0
 _MAX_SUPERSAMPLING = 3
-
-
-@dataclass(frozen=True)
-class HandConfig(Validated):
-    """How often and how hands appear. Sizes are relative to the face box's long side."""
-
-    #: Share of faces that get a hand (or an arm and a hand) beside them.
-    probability: float = 0.3
-    #: Share of those hands that come on a forearm reaching in from outside.
-    arm_probability: float = 0.5
-    #: Share of scenes with one hand drawn anywhere (waving, pointing).
-    free_probability: float = 0.2
-    #: Hand length (wrist to finger tips) over the face's long side.
-    length_range: tuple[float, float] = (0.6, 1.1)
-    #: Share of a hand's colour taken from the face's own skin (the rest: a stock tone).
-    face_tone_probability: float = 0.8
-    #: A hand may cover at most this share of the face box (the face stays a face).
-    max_face_cover: float = 0.3
-
-    def rules(self) -> list[Rule]:
-        """Shares in [0, 1] and a positive, ordered length range."""
-        low, high = self.length_range
-        return [*((name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
-                  for name in ("probability", "arm_probability", "free_probability",
-                               "face_tone_probability", "max_face_cover")),
-                ("length_range", 0 < low <= high, "positive and ordered")]
 
 
 def face_tone(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:

@@ -258,6 +258,7 @@ def plot_depth_errors(figures: dict, path: Path) -> Path:
                   [r["median_depth_error_pct"][name] for r in rows], marker="o", label=name)
     axis.set_xlabel("distance of the face (m)")
     axis.set_ylabel("median depth error (%)")
+    axis.set_yscale("log")  # the constant baseline is tens of times off at the ends
     axis.grid(alpha=0.3)
     axis.legend()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mos_ros.core.labels import LabelledFace
-from mos_ros.evaluate import real_photos as R
+from mos_ros.evaluate import contestants as C, real_photos as R
 from mos_ros.evaluate.report import build_parser
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "mos-s-synthetic.onnx"
@@ -78,7 +78,7 @@ def test_the_small_column_starts_below_40_px():
 
 def test_unknown_contestant_is_refused_by_name():
     with pytest.raises(ValueError, match="known: mos, yuface"):
-        R.open_contestant("facemesh")
+        C.open_contestant("facemesh")
 
 
 def test_cli_real_help_lists_its_options(capsys):
@@ -139,9 +139,9 @@ def test_end_to_end_on_t1_gives_every_column(held_out, tmp_path):
     table = report.markdown().splitlines()
     assert table[0].count("|") == 9 and "NME" in table[0] and "roll MAE" in table[0]
     rows = [line for line in table[2:] if line.startswith("| ")]
-    assert [row.split("|")[1].strip() for row in rows] == list(R.CONTESTANTS)
+    assert [row.split("|")[1].strip() for row in rows] == list(C.CONTESTANTS)
     figures = report.as_dict()
-    assert set(figures["contestants"]) == set(R.CONTESTANTS)
+    assert set(figures["contestants"]) == set(C.CONTESTANTS)
     for name, result in figures["contestants"].items():
         total = result["total"]
         assert total["large_faces"] == 6 and total["small_faces"] == 0

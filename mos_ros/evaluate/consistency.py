@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,10 +47,11 @@ import numpy as np
 
 from mos_ros.core.labels import LabelledFace
 from mos_ros.core.pose import expanded_rotation, rotate_pose, rotated_box
+from mos_ros.evaluate.contestants import MOS_MAX_INPUT_SIZE, DetectFn
 from mos_ros.evaluate.metrics import greedy_matches
 from mos_ros.evaluate.pose import ANGLES
 from mos_ros.evaluate.real_photos import (
-    MOS_MAX_INPUT_SIZE, MOSAIC_NAME, SMALL_FACE_PX, HeldOutImage)
+    MOSAIC_NAME, SMALL_FACE_PX, HeldOutImage)
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,6 @@ REFERENCE_MIN_PX = SMALL_FACE_PX
 FACEMESH_MIN_PX = 60.0
 #: IoU for a detection to be the (turned, mirrored) reference face or a ground-truth face.
 FOLLOW_IOU = 0.5
-
-DetectFn = Callable[[np.ndarray], list[LabelledFace]]
 
 
 def wrap_deg(angle):

@@ -26,7 +26,8 @@ def obama_sources():
     pytest.importorskip("mediapipe", reason="the FaceMesh teacher")
     from mos_ros.core.image_io import read_image
     from mos_ros.data.sources import CATALOGUE, SourceError, photo_path
-    from mos_ros.data.teachers import fit_face_mesh, open_teacher
+    from mos_ros.data.mesh_fit import fit_face_mesh
+    from mos_ros.data.teachers import open_teacher
     try:
         (photo,) = [p for p in CATALOGUE if p.name == "face_recognition/obama.jpg"]
         image = read_image(photo_path(photo))
@@ -93,7 +94,7 @@ def test_the_in_plane_part_of_a_turn_is_free_of_the_limit(obama_sources):
 @pytest.mark.parametrize("seed", range(4))
 def test_labels_of_a_turned_scene_sit_on_the_rendered_face(bank, seed):
     # FaceMesh, which never saw the labels, finds box, landmarks and roll where they say.
-    from mos_ros.data.teachers import fit_face_mesh
+    from mos_ros.data.mesh_fit import fit_face_mesh
     config = _one_face_scenes(scene_turn_probability=1.0, scene_turn_deg=60.0,
                               turn_in_plane_free=True)
     image, labels = composer.compose(seeded_rng(11, seed), config, bank)

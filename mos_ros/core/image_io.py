@@ -24,6 +24,18 @@ class Frame:
     error: str | None = None
 
 
+def check_bgr_image(image: np.ndarray) -> np.ndarray:
+    """Return ``image`` if it is a non-empty BGR uint8 (H, W, 3) array, else raise ImageError."""
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"expected a numpy BGR image, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+        raise ImageError(f"expected a BGR colour image of shape (H, W, 3), "
+                         f"got shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise ImageError(f"expected uint8 pixels, got {image.dtype}")
+    return image
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as BGR uint8 (grayscale and alpha images are converted)."""
     path = Path(path)

@@ -24,6 +24,8 @@ from mos_ros.bench.machine import describe_machine, usable_cores
 from mos_ros.bench.report import (
     BackendResult, BaselineReport, BaselineRow, BenchReport, Skipped, StageStats)
 from mos_ros.bench.timing import MS_PER_S, Stat, elapsed_ms
+from mos_ros.core.postprocess import decode_faces
+from mos_ros.core.preprocess import prepare
 
 _LOG = logging.getLogger(__name__)
 
@@ -142,9 +144,6 @@ def synthetic_frame(height: int, width: int, seed: int = TEXTURE_SEED) -> np.nda
 
 def _stage_timer(backend, image: np.ndarray, input_hw: tuple[int, int]):
     """A callable running one detection that returns (times_ms of the 3 stages, faces)."""
-    from mos_ros.core.postprocess import decode_faces
-    from mos_ros.core.preprocess import prepare
-
     meta = backend.meta
 
     def run_once() -> tuple[tuple[float, float, float], int]:

@@ -21,7 +21,11 @@ from pathlib import Path
 from mos_ros.core.label_file import LABEL_FILE
 from mos_ros.core.settings import build_dataclass, load_yaml_mapping
 from mos_ros.core.validation import Rule, Validated
+from mos_ros.data.sources import lfw_crops, photos
+from mos_ros.data.sources import fetch
 from mos_ros.scenes.composer import BANK_FILE
+from mos_ros.scenes.composer import save_bank
+from mos_ros.scenes.composer import write_scene_set
 from mos_ros.scenes.config import SceneConfig
 
 LOG = logging.getLogger(__name__)
@@ -90,8 +94,6 @@ def make_bank(config: EngineConfig) -> Path:
         LOG.info("face bank exists: %s", config.bank_path)
         return config.bank_path
     from mos_ros.data.bank import build_bank
-    from mos_ros.scenes.composer import save_bank
-    from mos_ros.data.sources import lfw_crops, photos
 
     small_faces, _ = lfw_crops("train", config.sources_root)
     bank = build_bank(photos("train", config.sources_root),
@@ -108,7 +110,6 @@ def make_scenes(config: EngineConfig, stage: Stage) -> Path:
     if label_file.is_file():
         LOG.info("training scenes exist: %s", label_file)
         return label_file
-    from mos_ros.scenes.composer import write_scene_set
 
     return write_scene_set(label_file.parent, stage.scenes, stage.seed, config.bank_path,
                            stage.scene, workers=config.workers)
@@ -151,8 +152,6 @@ def export_model(config: EngineConfig, checkpoint: Path) -> list[Path]:
 
 def run_engine(config: EngineConfig) -> list[Path]:
     """All steps; returns the model files written."""
-    from mos_ros.data.sources import fetch
-
     fetch(config.sources_root)
     make_bank(config)
     model = None

@@ -17,7 +17,6 @@ A teacher's runtime (yuface, onnxruntime, mediapipe) is imported only when it is
 """
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import inspect
 from collections.abc import Callable, Sequence
@@ -235,24 +234,20 @@ class BlazeFaceTeacher:
 # Registry
 
 
-#: Teacher name -> ``"module:Class"`` (imported on first use) or a factory callable.
-TEACHERS: dict[str, str | Callable[..., Teacher]] = {
-    "yuface": f"{__name__}:YuFaceTeacher",
-    "centerface": f"{__name__}:CenterFaceTeacher",
-    "blazeface": f"{__name__}:BlazeFaceTeacher",
+#: Teacher name -> its class (a teacher imports its runtime when it is opened).
+TEACHERS: dict[str, Callable[..., Teacher]] = {
+    "yuface": YuFaceTeacher,
+    "centerface": CenterFaceTeacher,
+    "blazeface": BlazeFaceTeacher,
 }
 
 
 def _teacher_factory(name: str) -> Callable[..., Teacher]:
-    """The class or factory registered as ``name``, importing its module if needed."""
+    """The class registered as ``name``; an unknown name is refused, naming the known ones."""
     if name not in TEACHERS:
         raise ValueError(f"unknown teacher {name!r}; "
                          f"known teachers: {', '.join(sorted(TEACHERS))}")
-    entry = TEACHERS[name]
-    if isinstance(entry, str):
-        module_name, attribute = entry.split(":")
-        entry = getattr(importlib.import_module(module_name), attribute)
-    return entry
+    return TEACHERS[name]
 
 
 def open_teacher(name: str, **options) -> Teacher:

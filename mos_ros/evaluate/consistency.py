@@ -47,11 +47,15 @@ import numpy as np
 
 from mos_ros.core.labels import LabelledFace
 from mos_ros.core.pose import expanded_rotation, rotate_pose, rotated_box
+from mos_ros.core.postprocess import DecodeSettings
+from mos_ros.detector import FaceDetector
 from mos_ros.evaluate.contestants import MOS_MAX_INPUT_SIZE, DetectFn
 from mos_ros.evaluate.metrics import greedy_matches
 from mos_ros.evaluate.pose import ANGLES
 from mos_ros.evaluate.real_photos import (
     MOSAIC_NAME, SMALL_FACE_PX, HeldOutImage)
+from mos_ros.evaluate.real_photos import held_out_set
+from mos_ros.resources import default_model_path
 
 log = logging.getLogger(__name__)
 
@@ -352,10 +356,6 @@ def _pose(pose: Sequence[float]) -> str:
 def open_detector(model_path: Path | str | None = None) -> DetectFn:
     """``detect(image)`` of our model at the default decode settings and the image's own
     size (the images are shrunk beforehand, so upright and turned share one scale)."""
-    from mos_ros.core.postprocess import DecodeSettings
-    from mos_ros.detector import FaceDetector
-    from mos_ros.resources import default_model_path
-
     detector = FaceDetector.open(model_path or default_model_path(),
                                  settings=DecodeSettings(), input_size=None)
 
@@ -369,9 +369,6 @@ def evaluate_consistency(model_path: Path | str | None = None, root: Path | str 
                          detect: DetectFn | None = None,
                          rotations: Sequence[float] = ROTATIONS) -> ConsistencyReport:
     """Every check on the held-out photos (or on ``images``) with our model (or ``detect``)."""
-    from mos_ros.evaluate.real_photos import held_out_set
-    from mos_ros.resources import default_model_path
-
     start = time.perf_counter()
     if images is None:
         images = [image for image in held_out_set(root) if image.name != MOSAIC_NAME]

@@ -40,13 +40,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mos_ros.core.image_io import read_image
 from mos_ros.core.labels import LabelledFace
 from mos_ros.core.nms import iou_matrix
+from mos_ros.data.sources import data_root, lfw_crops, photos
 from mos_ros.evaluate.contestants import (
     CONTESTANTS, MOS_MAX_INPUT_SIZE, TRUTH_TEACHERS, open_contestant)
 from mos_ros.evaluate.metrics import MATCH_IOU, greedy_matches, nme
 from mos_ros.evaluate.pose import ANGLES, evaluate_pose
 from mos_ros.evaluate.widerface_io import EvaluationDataError
+from mos_ros.resources import default_model_path
 
 log = logging.getLogger(__name__)
 
@@ -185,9 +188,6 @@ def held_out_set(root: Path | str | None = None,
     The labels are read from ``truth_path`` (default ``<data root>/heldout_truth.json``), or
     computed by the teachers and written there when it is missing or stale.
     """
-    from mos_ros.core.image_io import read_image
-    from mos_ros.data.sources import data_root, lfw_crops, photos
-
     paths = photos("heldout", root)
     crops = lfw_crops("heldout", root)
     cache = Path(truth_path) if truth_path else data_root(root) / TRUTH_FILE
@@ -232,7 +232,6 @@ def _cached_truth(path: Path, photo_names: Sequence[str], crop_count: int) -> di
 def _label_truth(paths: Sequence[Path], face_crops: np.ndarray) -> dict:
     """Teacher consensus of each full-resolution photo and FaceMesh labels of each LFW face
     crop (None where it cannot be fitted), as JSON-able records."""
-    from mos_ros.core.image_io import read_image
     from mos_ros.data.bank import tiny_faces
     from mos_ros.data.teachers import consensus, open_teacher
 
@@ -402,8 +401,6 @@ def evaluate_real_photos(model_path: Path | str | None = None,
                          contestants: Sequence[str] = tuple(CONTESTANTS),
                          images: Sequence[HeldOutImage] | None = None) -> RealPhotoReport:
     """Every contestant on the held-out set (or on ``images``): a :class:`RealPhotoReport`."""
-    from mos_ros.resources import default_model_path
-
     start = time.perf_counter()
     images = tuple(held_out_set(root) if images is None else images)
     model = Path(model_path or default_model_path())

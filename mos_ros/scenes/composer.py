@@ -20,8 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mos_ros.core.label_file import (
-    IMAGES_DIR_NAME, LABEL_FILE, LabelledImage, write_label_file)
+from mos_ros.core.label_file import LABEL_FILE, LabelledImage, write_label_file
 from mos_ros.core.labels import MIRRORED_LANDMARK_ORDER, FaceLabels
 from mos_ros.core.pose import euler_to_matrix, mirror_pose
 from mos_ros.scenes.backgrounds import render_background
@@ -32,10 +31,10 @@ from mos_ros.scenes.procedural import draw_procedural_face
 from mos_ros.scenes.reface import FaceSource, reachable_rotation, render_face, turn_angle_deg
 from mos_ros.scenes.rotation import rotate_scene, sample_turn, visible_fraction
 from mos_ros.scenes.sampling import overlap_fraction, sample_pose, seeded_rng
+from mos_ros.scenes.writer import write_scene
 
 LOG = logging.getLogger(__name__)
 BANK_FILE = "bank.pkl"
-_JPEG_QUALITY = 92
 
 
 @dataclass(frozen=True)
@@ -346,14 +345,9 @@ def _start_worker(bank_path: str, config: SceneConfig, out_dir: str, seed: int) 
 
 
 def _render_and_write(index: int) -> LabelledImage:
-    config, out_dir = _WORKER["config"], _WORKER["out_dir"]
-    image, labels = compose(seeded_rng(_WORKER["seed"], index), config, _WORKER["bank"])
-    relative = f"{index // 1000:04d}/{index:07d}.jpg"
-    path = out_dir / IMAGES_DIR_NAME / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY]):
-        raise OSError(f"could not write scene image {path}")
-    return LabelledImage(relative, labels)
+    image, labels = compose(seeded_rng(_WORKER["seed"], index), _WORKER["config"],
+                            _WORKER["bank"])
+    return write_scene(_WORKER["out_dir"], index, image, labels)
 
 
 def write_scene_set(out_dir: str | Path, count: int, seed: int, bank_path: str | Path,

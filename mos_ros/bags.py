@@ -28,6 +28,7 @@ from rosbags.typesys.store import Typestore
 
 from mos_ros.core import messages
 from mos_ros.core.errors import ImageError, MosError
+from mos_ros.core.image_io import Frame
 from mos_ros.resources import find_shared_file
 
 log = logging.getLogger(__name__)
@@ -213,10 +214,8 @@ def decode_image(store: Typestore, image: BagImage) -> tuple[Any, np.ndarray]:
 
 
 def bag_frames(path: Path, topics: Sequence[str] = ()) -> tuple[int | None, Iterator]:
-    """The images of a bag as :class:`mos_ros.offline.Frame` objects named
+    """The images of a bag as :class:`mos_ros.core.image_io.Frame` objects named
     ``<topic>_<index>`` (unusable ones carry their error), with their count when known."""
-    from mos_ros.offline import Frame
-
     bag = open_images(path, topics)
     store = typestore()
 

@@ -1,35 +1,20 @@
 """The mos command line: detect, bag, export, bench, eval, train, data, demo.
 
 Each subcommand is a (configure, run) pair in :data:`COMMANDS`; heavy libraries are imported
-only by the command that needs them.
+only by the command that needs them (``mos --help`` stays quick, and a command's optional
+dependencies are needed only when it runs), hence the imports inside the run functions.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from mos_ros.core.errors import MosError
-from mos_ros.extras import missing_dependency
+from mos_ros.command import (
+    Command, build_parser as build_command_parser, configure_passthrough, run_command)
 
 log = logging.getLogger("mos")
-
-
-@dataclass(frozen=True)
-class Command:
-    """A subcommand: its one-line help, how to add its arguments and what it runs."""
-
-    help: str
-    configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
-
-    @property
-    def passthrough(self) -> bool:
-        """Whether the tool behind the command parses its own arguments."""
-        return self.configure is _configure_passthrough
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -146,19 +131,14 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configure_passthrough(parser: argparse.ArgumentParser) -> None:
-    """The tool parses its own arguments, --help included (they arrive as ``args.rest``)."""
-    parser.set_defaults(passthrough=True)
-
-
 def _run_bench(args: argparse.Namespace) -> int:
-    from mos_ros.bench.run import main as bench_main
+    from mos_ros.bench.command import main as bench_main
 
     return bench_main(args.rest)
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    from mos_ros.evaluate import main as evaluate_main
+    from mos_ros.evaluate.report import main as evaluate_main
 
     return evaluate_main(args.rest)
 
@@ -214,13 +194,13 @@ COMMANDS: dict[str, Command] = {
                    _configure_bag, _run_bag),
     "export": Command("export a checkpoint to ONNX or ncnn", _configure_export, _run_export),
     "bench": Command("latency per backend and versus a sequential pipeline",
-                     _configure_passthrough, _run_bench),
-    "eval": Command("WIDER FACE AP, AFLW2000 pose MAE, landmark NME", _configure_passthrough,
+                     configure_passthrough, _run_bench),
+    "eval": Command("WIDER FACE AP, AFLW2000 pose MAE, landmark NME", configure_passthrough,
                     _run_eval),
     "train": Command("train a model: mos train CONFIG [--resume latest]",
-                     _configure_passthrough, _run_train),
+                     configure_passthrough, _run_train),
     "data": Command("real photos for the data engine: mos data fetch | sources",
-                    _configure_passthrough, _run_data),
+                    configure_passthrough, _run_data),
     "demo": Command("ROS 2 demo: bundled images as a camera -> mos_detector -> face_selector",
                     _configure_demo, _run_demo),
 }
@@ -230,11 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mos`` with one sub-parser per entry of :data:`COMMANDS`."""
     parser = argparse.ArgumentParser(prog="mos", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, command in COMMANDS.items():
-        command.configure(sub.add_parser(name, help=command.help, description=command.help,
-                                         add_help=not command.passthrough))
-    return parser
+    return build_command_parser("mos", "", COMMANDS, parser)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,17 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     args.rest = rest
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return COMMANDS[args.command].run(args)
-    except (MosError, FileNotFoundError, ValueError) as exc:
-        print(f"mos {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except ModuleNotFoundError as exc:
-        line = missing_dependency(exc, f"mos {args.command}")
-        if line is None:
-            raise
-        print(f"mos {args.command}: error: {line}", file=sys.stderr)
-        return 2
+    return run_command("mos", COMMANDS, args)
 
 
 if __name__ == "__main__":

@@ -5,30 +5,19 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from mos_ros.core.draw import draw_faces
 from mos_ros.core.errors import ImageError
-from mos_ros.core.image_io import IMAGE_SUFFIXES, read_image
+from mos_ros.core.image_io import IMAGE_SUFFIXES, Frame, read_image
 from mos_ros.detector import FaceDetector
 
 log = logging.getLogger(__name__)
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"})
 #: rosbag2 storage files (MCAP, sqlite3); a bag folder holds metadata.yaml.
 BAG_SUFFIXES = frozenset({".mcap", ".db3"})
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One image to process and the name its outputs get."""
-
-    name: str
-    image: np.ndarray | None
-    error: str | None = None
 
 
 def is_bag(path: Path) -> bool:
@@ -40,6 +29,7 @@ def frames_of(source: Path) -> tuple[int | None, Iterator[Frame]]:
     """Frames of an image, a folder of images, a video or a rosbag2's image topics, with
     their count when known."""
     if is_bag(source):
+        # rosbags is an optional dependency (extra [bag]); only bags need it.
         from mos_ros.bags import bag_frames
 
         return bag_frames(source)

@@ -27,6 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from mos_ros.core.errors import ExportError
+from mos_ros.core.image_io import read_image
+from mos_ros.core.preprocess import prepare
+from mos_ros.detector import FaceDetector
 from mos_ros.evaluate.metrics import covered_fraction
 
 _LOG = logging.getLogger(__name__)
@@ -58,9 +61,6 @@ def image_files(folder: str | Path, count: int) -> list[Path]:
 
 def _network_inputs(paths: Sequence[Path], mean: Sequence[float]) -> Iterator[np.ndarray]:
     """Each image as the detector feeds it to the network."""
-    from mos_ros.core.image_io import read_image
-    from mos_ros.core.preprocess import prepare
-
     for path in paths:
         yield prepare(read_image(path), INPUT_SIZE, tuple(mean))[0]
 
@@ -78,9 +78,6 @@ def detection_agreement(reference: Sequence[Sequence[np.ndarray]],
 
 
 def _face_boxes(model_path: Path, paths: Sequence[Path]) -> list[list[np.ndarray]]:
-    from mos_ros.core.image_io import read_image
-    from mos_ros.detector import FaceDetector
-
     detector = FaceDetector.open(model_path, input_size=INPUT_SIZE)
     return [[np.asarray(f.box) for f in detector.detect(read_image(p))] for p in paths]
 

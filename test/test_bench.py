@@ -16,15 +16,16 @@ from mos_ros.bench.baseline import (
     BaselineDetector, HopenetStyle, PoseEstimator, fixed_face_boxes, pose_crop,
     IMAGENET_MEAN_RGB, POSE_INPUT_SIZE)
 from mos_ros.bench.machine import cpu_model_name
-from mos_ros.bench.run import (
-    BenchReport, format_report, main, model_file_for, run_benchmark, synthetic_frame)
+from mos_ros.bench.command import main
+from mos_ros.bench.report import BenchReport, format_report
+from mos_ros.bench.run import model_file_for, run_benchmark, synthetic_frame
 from mos_ros.bench.timing import Stat
 from mos_ros.core.anchors import num_anchors
 from mos_ros.core.config import ModelMeta
 from mos_ros.core.postprocess import decode_faces
 from mos_ros.core.preprocess import prepare
 from mos_ros.model import build_model, save_checkpoint
-from mos_ros.model.backbones.resnet import resnet50
+from mos_ros.bench.resnet import resnet50
 
 TINY_HW = (96, 128)
 #: torchvision's resnet50(): parameters and state_dict entries (with BN buffers).

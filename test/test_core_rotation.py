@@ -7,8 +7,9 @@ import pytest
 
 from mos_ros.core.nms import iou_matrix
 from mos_ros.core.pose import (euler_to_matrix, expanded_rotation, in_plane_matrix,
-                               mirror_pose, rotate_in_plane, rotate_pose, rotated_box,
-                               transform_points)
+                               mirror_pose, mirror_poses, rotate_in_plane, rotate_pose,
+                               rotated_box,
+                               split_in_plane, transform_points, turn_in_plane)
 
 POSES = [(0, 0, 0), (25, -10, 5), (-40, 20, -15), (60, 30, 10), (-5, -35, 25)]
 
@@ -122,3 +123,35 @@ def test_expanded_rotation_keeps_every_corner_in_view():
         assert corners.min() >= -1e-6
         assert corners[:, 0].max() <= width + 1e-6 and corners[:, 1].max() <= height + 1e-6
         assert corners[:, 0].max() >= width - 1 and corners[:, 1].max() >= height - 1
+
+
+def turn_angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle of the rotation taking ``a`` to ``b``."""
+    return float(np.degrees(np.arccos(np.clip((np.trace(b @ a.T) - 1) / 2, -1, 1))))
+
+
+@pytest.mark.parametrize("source, wanted", [((0, 0, 0), (20, 10, 35)),
+                                            ((15, -5, 3), (-30, 20, -60)),
+                                            ((-40, 10, 0), (50, -30, 80))])
+def test_split_in_plane_takes_out_the_turn_that_brings_a_pose_nearest_its_source(
+        source, wanted):
+    reference, rotation = euler_to_matrix(*source), euler_to_matrix(*wanted)
+    theta, rest = split_in_plane(rotation, reference)
+    assert turn_in_plane(rest, theta) == pytest.approx(rotation, abs=1e-12)
+    best = turn_angle_deg(reference, rest)
+    for other in np.linspace(-180, 180, 721):           # no other turn gets nearer
+        assert turn_angle_deg(reference, turn_in_plane(rotation, -other)) >= best - 1e-6
+    assert best <= turn_angle_deg(reference, rotation) + 1e-9
+
+
+def test_split_in_plane_of_a_rolled_frontal_face_is_its_roll():
+    theta, rest = split_in_plane(euler_to_matrix(0, 0, 25), euler_to_matrix(0, 0, 0))
+    assert theta == pytest.approx(-25) and rest == pytest.approx(np.eye(3) @ euler_to_matrix(
+        0, 0, 0), abs=1e-12)
+
+
+def test_mirror_poses_is_mirror_pose_over_arrays_and_keeps_the_dtype():
+    poses = np.array([[20, -5, 3], [-40, 10, -12]], np.float32)
+    mirrored = mirror_poses(poses)
+    assert mirrored.dtype == np.float32
+    assert mirrored.tolist() == [list(mirror_pose(*p).as_tuple()) for p in poses.tolist()]

@@ -17,7 +17,8 @@ from mos_ros.core.pose import euler_to_matrix, matrix_to_euler
 from mos_ros.data.bank import build_bank, tiny_faces
 from mos_ros.data.engine import EngineConfig, Stage, make_scenes
 from mos_ros.data.sources import lfw_crops, photo_path, CATALOGUE
-from mos_ros.data.teachers import fit_face_mesh, open_teacher
+from mos_ros.data.mesh_fit import fit_face_mesh
+from mos_ros.data.teachers import open_teacher
 from mos_ros.scenes import composer, reface
 from mos_ros.scenes.config import SceneConfig
 from mos_ros.scenes.sampling import seeded_rng

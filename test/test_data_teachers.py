@@ -14,7 +14,7 @@ import pytest
 from mos_ros.core.align import fit_similarity
 from mos_ros.core.nms import iou_matrix
 from mos_ros.core.pose import euler_to_matrix, matrix_to_euler
-from mos_ros.data import teachers as T
+from mos_ros.data import mesh_fit as M, teachers as T
 from mos_ros.scenes import procedural
 
 pytest.importorskip("yuface", reason="the yuface teacher is not installed")
@@ -64,9 +64,9 @@ def obama_consensus(obama, teachers) -> list[T.ConsensusFace]:
 
 
 @pytest.fixture(scope="module")
-def obama_fit(obama_consensus, obama) -> T.MeshFit:
+def obama_fit(obama_consensus, obama) -> M.MeshFit:
     assert len(obama_consensus) == 1
-    fit = T.fit_face_mesh(obama, obama_consensus[0].box)
+    fit = M.fit_face_mesh(obama, obama_consensus[0].box)
     assert fit is not None, "FaceMesh found no face on obama.jpg"
     return fit
 
@@ -108,7 +108,7 @@ def test_mesh_fit_of_posed_canonical_vertices_gives_their_pose_box_and_landmarks
     from mos_ros.scenes.face_mesh import load_face_mesh
     mesh = load_face_mesh()
     points = 12.0 * mesh.vertices @ euler_to_matrix(30.0, -12.0, 18.0).T + [320.0, 240.0, 900.0]
-    fit = T.mesh_fit_from_points(points)
+    fit = M.mesh_fit_from_points(points)
     assert fit.pose == pytest.approx((30.0, -12.0, 18.0), abs=1e-3)
     assert fit.scale == pytest.approx(12.0, rel=1e-5)
     assert fit.residual < 1e-5
@@ -122,7 +122,7 @@ def test_depth_mirrored_points_fit_badly():
     from mos_ros.scenes.face_mesh import load_face_mesh
     points = 10.0 * load_face_mesh().vertices @ euler_to_matrix(20.0, 5.0, 0.0).T
     points[:, 2] *= -1
-    assert T.mesh_fit_from_points(points).residual > T.MAX_MESH_RESIDUAL
+    assert M.mesh_fit_from_points(points).residual > T.MAX_MESH_RESIDUAL
 
 
 def test_centerface_decoding_of_one_peak():
@@ -156,7 +156,7 @@ def test_box_convention_measures_back_what_it_converts():
 @pytest.mark.parametrize("pose", RENDER_POSES, ids=lambda p: "y%+.0f_p%+.0f_r%+.0f" % p)
 def test_face_mesh_fit_recovers_the_pose_of_a_render(pose):
     image, box = _render_face(*pose)
-    fit = T.fit_face_mesh(image, box)
+    fit = M.fit_face_mesh(image, box)
     assert fit is not None, f"FaceMesh found no face in the render at {pose}"
     # Measured errors: at most 5 degrees (pitch reads ~3.5 degrees low on these renders).
     assert fit.pose == pytest.approx(pose, abs=6.0)
@@ -168,7 +168,7 @@ def test_mirroring_a_photo_flips_yaw_and_roll_and_keeps_pitch(obama, obama_fit):
     mirrored = np.ascontiguousarray(obama[:, ::-1])
     width = obama.shape[1]
     box = obama_fit.box
-    fit = T.fit_face_mesh(mirrored, [width - box[2], box[1], width - box[0], box[3]])
+    fit = M.fit_face_mesh(mirrored, [width - box[2], box[1], width - box[0], box[3]])
     assert fit is not None
     assert (fit.yaw, fit.pitch, fit.roll) == pytest.approx(
         (-obama_fit.yaw, obama_fit.pitch, -obama_fit.roll), abs=3.0)
@@ -182,7 +182,7 @@ def test_rotating_a_photo_clockwise_adds_positive_roll(obama, obama_fit):
     matrix = cv2.getRotationMatrix2D(centre, -20.0, 1.0)
     rotated = cv2.warpAffine(obama, matrix, obama.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
     moved = obama_fit.points[:, :2] @ matrix[:, :2].T + matrix[:, 2]
-    fit = T.fit_face_mesh(rotated, np.concatenate([moved.min(0), moved.max(0)]))
+    fit = M.fit_face_mesh(rotated, np.concatenate([moved.min(0), moved.max(0)]))
     assert fit is not None
     assert fit.roll - obama_fit.roll == pytest.approx(20.0, abs=3.0)
     c, s = np.cos(np.radians(20.0)), np.sin(np.radians(20.0))
@@ -221,7 +221,7 @@ def test_each_teacher_finds_the_portrait_face_with_ordered_landmarks(name, teach
     faces = teachers[name].detect(obama)
     assert len(faces) == 1, f"{name} found {len(faces)} faces on obama.jpg"
     face = faces[0]
-    assert face.teacher == name and face.box.dtype == np.float32 and face.box.shape == (4,)
+    assert face.source == name and face.box.dtype == np.float32 and face.box.shape == (4,)
     assert iou_matrix(T.to_mesh_box(face), obama_consensus[0].box)[0, 0] >= 0.5
     assert iou_matrix(face.box, obama_consensus[0].box)[0, 0] >= 0.5
     if name == "blazeface":
@@ -265,7 +265,7 @@ def test_bad_images_are_refused_naming_the_problem(image, problem, teachers):
         with pytest.raises(ValueError, match=problem.replace("(", r"\(").replace(")", r"\)")):
             teacher.detect(image)
     with pytest.raises(ValueError, match="uint8|H, W, 3"):
-        T.fit_face_mesh(image, [0, 0, 32, 32])
+        M.fit_face_mesh(image, [0, 0, 32, 32])
     with pytest.raises(ValueError, match="uint8|H, W, 3"):
         T.consensus(image, list(teachers.values()))
 
@@ -283,9 +283,9 @@ def test_unknown_teacher_option_lists_the_accepted_ones():
 
 def test_bad_box_is_refused(obama):
     with pytest.raises(ValueError, match="no area"):
-        T.fit_face_mesh(obama, [10, 10, 10, 50])
+        M.fit_face_mesh(obama, [10, 10, 10, 50])
     with pytest.raises(ValueError, match="outside"):
-        T.fit_face_mesh(obama, [5000, 5000, 5100, 5100])
+        M.fit_face_mesh(obama, [5000, 5000, 5100, 5100])
 
 
 def test_every_registered_teacher_satisfies_the_protocol(teachers):

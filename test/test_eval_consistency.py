@@ -7,18 +7,19 @@ import cv2
 import numpy as np
 import pytest
 
+from mos_ros.core.labels import LabelledFace
 from mos_ros.core.pose import in_plane_matrix, rotate_in_plane
 from mos_ros.evaluate import consistency as C
-from mos_ros.evaluate.real_photos import Detection, HeldOutImage, TruthFace
+from mos_ros.evaluate.real_photos import HeldOutImage
 from mos_ros.evaluate.report import build_parser
 
 POINTS = np.array([[40, 40], [60, 40], [50, 50], [42, 60], [58, 60.0]])
 BOX = np.array([30, 25, 70, 75.0])
 
 
-def _face(pose, landmarks=POINTS, box=BOX, score=0.9) -> Detection:
-    return Detection(np.asarray(box, np.float64), score, np.asarray(landmarks, np.float64),
-                     tuple(float(v) for v in pose))
+def _face(pose, landmarks=POINTS, box=BOX, score=0.9) -> LabelledFace:
+    return LabelledFace(np.asarray(box, np.float64), np.asarray(landmarks, np.float64),
+                        tuple(float(v) for v in pose), score)
 
 
 def test_angles_wrap_and_the_eye_line_turns_clockwise_like_roll():
@@ -89,7 +90,7 @@ def _drawn_face() -> HeldOutImage:
     for (x, y), colour in zip(landmarks, COLOURS):
         cv2.circle(image, (int(x), int(y)), 4, tuple(int(c) for c in colour), -1)
     box = np.concatenate([landmarks.min(axis=0) - 15, landmarks.max(axis=0) + 15])
-    return HeldOutImage("drawn", image, (TruthFace(box, landmarks, (0.0, 0.0, 0.0)),))
+    return HeldOutImage("drawn", image, (LabelledFace(box, landmarks, (0.0, 0.0, 0.0)),))
 
 
 def _dots(image: np.ndarray) -> np.ndarray:
@@ -97,7 +98,7 @@ def _dots(image: np.ndarray) -> np.ndarray:
     return np.array([np.argwhere(d < 60)[:, ::-1].mean(axis=0) for d in distance])
 
 
-def exact_reader(image: np.ndarray) -> list[Detection]:
+def exact_reader(image: np.ndarray) -> list[LabelledFace]:
     """Reads the five dots, image-left eye and mouth corner first as the network's order is
     (so a mirror swaps them); roll is the eye line, the box spans the dots."""
     points = _dots(image)
@@ -107,7 +108,7 @@ def exact_reader(image: np.ndarray) -> list[Detection]:
     return [_face((0.0, 0.0, C.eye_line_deg(points)), points, box)]
 
 
-def rigid_reader(image: np.ndarray) -> list[Detection]:
+def rigid_reader(image: np.ndarray) -> list[LabelledFace]:
     """Finds the face where the dots are but answers upright: template and roll 0."""
     centre = _dots(image).mean(axis=0)
     template = POINTS - POINTS.mean(axis=0) + centre

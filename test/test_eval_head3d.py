@@ -7,7 +7,8 @@ from mos_ros.core.head3d import fit_translation
 from mos_ros.core.image_io import read_image
 from mos_ros.scenes.reface import face_sources
 from mos_ros.data.sources import photos
-from mos_ros.data.teachers import fit_face_mesh, open_teacher
+from mos_ros.data.mesh_fit import fit_face_mesh
+from mos_ros.data.teachers import open_teacher
 from mos_ros.detector import FaceDetector
 from mos_ros.evaluate.head3d import (CONSTANT, FLOOR, Head3DSetConfig, evaluate_head3d,
                                      rendered_set, table)

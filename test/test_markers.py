@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from mos_ros.core.markers import (AVERAGE_FACE_WIDTH_M, AXIS_RGBA, DEFAULT_HFOV_DEG, Intrinsics,
-                                  back_project, face_distance, face_position, head_axis_arrows,
+from mos_ros.core.head3d import MEAN_FACE_WIDTH_M, Head3D
+from mos_ros.core.markers import (AXIS_RGBA, DEFAULT_HFOV_DEG, Intrinsics, back_project,
+                                  face_distance, face_position, head_axis_arrows,
                                   intrinsics_from_hfov, intrinsics_from_k, placed_head_arrows,
                                   project)
-from mos_ros.core.head3d import Head3D
 from mos_ros.core.pose import (euler_to_matrix, euler_to_quaternion, matrix_to_quaternion,
                                quaternion_to_matrix)
 from mos_ros.core.types import Face, HeadPose
@@ -41,9 +41,10 @@ def test_camera_matrix_is_rescaled_to_the_image_size_and_zeros_mean_uncalibrated
 
 
 def test_depth_follows_from_the_average_face_width():
-    # A 0.15 m face 2 m away, seen with fx = 500 px, is 37.5 px wide.
-    assert face_distance(37.5, 500.0) == pytest.approx(2.0)
-    assert face_distance(75.0, 500.0) == pytest.approx(1.0)
+    # A mean face 2 m away, seen with fx = 500 px, is 500 * width / 2 px wide.
+    width_px = 500.0 * MEAN_FACE_WIDTH_M / 2.0
+    assert face_distance(width_px, 500.0) == pytest.approx(2.0)
+    assert face_distance(2 * width_px, 500.0) == pytest.approx(1.0)
     with pytest.raises(ValueError):
         face_distance(0.0, 500.0)
 
@@ -52,7 +53,7 @@ def test_face_position_projects_back_onto_the_box_centre():
     intr = Intrinsics(500.0, 510.0, 320.0, 240.0)
     face = make_face(box=(400.0, 100.0, 450.0, 170.0))
     position = face_position(face, intr)
-    assert position[2] == pytest.approx(500.0 * AVERAGE_FACE_WIDTH_M / 50.0)
+    assert position[2] == pytest.approx(500.0 * MEAN_FACE_WIDTH_M / 50.0)
     np.testing.assert_allclose(project(position, intr), [425.0, 135.0])
     assert position[0] > 0 and position[1] < 0  # right of and above the optical axis
 

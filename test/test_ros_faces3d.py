@@ -17,11 +17,12 @@ from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
+from tf2_msgs.msg import TFMessage
 
 from mos_ros.core.camera import PinholeCamera
-from mos_ros.core.image_io import read_image
 from mos_ros.core.head3d import (MEAN_FACE_M, PIXEL_CORNER_TO_CENTRE, place_heads,
                                  viewing_rotation)
+from mos_ros.core.image_io import read_image
 from mos_ros.core.pose import euler_to_matrix
 from mos_ros.core.types import Face, HeadPose
 from mos_ros.msg import Face as FaceMsg
@@ -295,3 +296,67 @@ def test_a_detector_in_another_process_places_real_faces_at_plausible_distances(
         # Faces 43-89 px wide in this image are, for an adult, 1-2.5 m from a 60 deg camera.
         assert 0.7 < pose.position.z < 3.5
         assert face.position == pose.position
+
+
+@pytest.fixture
+def selector_process():
+    """face_selector in a process of its own, namespace /s3d."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mos_ros.ros.selector_node", "--ros-args", "-r", "__ns:=/s3d"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield process
+    process.terminate()
+    try:
+        process.wait(TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def placed_face(x0: float, position, valid: bool = True) -> FaceMsg:
+    """A plausible frontal face 60 px wide at image x ``x0``, placed at ``position``."""
+    eyes_y, box = 70.0, (x0, 40.0, x0 + 60.0, 120.0)
+    landmarks = [(x0 + 18, eyes_y), (x0 + 42, eyes_y), (x0 + 30, eyes_y + 16),
+                 (x0 + 21, eyes_y + 30), (x0 + 39, eyes_y + 30)]
+    face = Face(box, 0.95, np.array(landmarks, np.float32), HeadPose(0.0, 0.0, 0.0))
+    msg = convert.face_to_msg(face)
+    msg.position.x, msg.position.y, msg.position.z = position
+    msg.position_valid = valid
+    return msg
+
+
+def test_the_selector_in_another_process_sends_a_frame_per_tracked_face_and_drops_gone_ones(
+        rig, selector_process):
+    frame = np.random.default_rng(2).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    transforms = rig.listen(TFMessage, "/tf", 100)
+    tracked = rig.listen(FaceArray, "/s3d/faces/tracked")
+    assert wait(lambda: rig.probe.count_publishers("/tf") > 0
+                and rig.probe.count_publishers("/s3d/faces/tracked") > 0)
+    image_pub = rig.publisher(Image, "/s3d/image")
+    faces_pub = rig.publisher(FaceArray, "/s3d/faces", 10)
+    a, b, c = (-0.4, 0.0, 1.5), (0.4, 0.0, 1.5), (0.0, 0.0, 2.0)
+    for sec in range(1, 9):
+        faces = [placed_face(30, a)] + ([placed_face(220, b), placed_face(125, c, False)]
+                                        if sec <= 4 else [])
+        header = stamped(sec)
+        for _ in range(5):  # again when lost (a new writer may not be matched on both sides)
+            faces_pub.publish(FaceArray(header=header, image_width=320, image_height=240,
+                                        faces=faces))
+            image_pub.publish(convert.bgr_to_image(frame, header))
+            if wait(lambda: by_stamp(tracked, sec) is not None, 2.0):
+                break
+        assert by_stamp(tracked, sec) is not None, f"no tracked faces for stamp {sec}"
+    wait(lambda: any(t.header.stamp.sec == 8 for m in transforms for t in m.transforms), 5.0)
+
+    def frames(sec):
+        return {t.child_frame_id: t for m in transforms for t in m.transforms
+                if t.header.stamp.sec == sec}
+
+    ids = {round(f.position.x, 1): f.track_id for f in by_stamp(tracked, 4).faces
+           if f.position_valid}
+    a_frame, b_frame = f"face_{ids[-0.4]}", f"face_{ids[0.4]}"
+    assert set(frames(4)) == {a_frame, b_frame}         # the face without position has none
+    for transform in frames(4).values():
+        assert transform.header == stamped(4)          # image frame and stamp
+    assert frames(4)[b_frame].transform.translation.x == pytest.approx(0.4)
+    for sec in (6, 7, 8):
+        assert set(frames(sec)) == {a_frame}            # face B left: its frame is not sent

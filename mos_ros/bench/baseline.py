@@ -28,7 +28,7 @@ from mos_ros.core.pose import bins_to_degrees
 from mos_ros.core.postprocess import DecodeSettings, decode_faces
 from mos_ros.core.preprocess import InputSize, prepare
 from mos_ros.core.types import HeadPose, RawOutputs
-from mos_ros.model.backbones.resnet import RESNET50_BLOCKS, ResNet
+from mos_ros.bench.resnet import RESNET50_BLOCKS, ResNet
 from mos_ros.model.heads import DenseHead
 from mos_ros.model.layers import FPN, SSH, LEAKY_SLOPE, conv_bn
 

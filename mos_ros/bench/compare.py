@@ -15,9 +15,10 @@ from typing import Optional, Sequence
 import numpy as np
 
 from mos_ros.bench.machine import MachineInfo, describe_machine, usable_cores
+from mos_ros.bench.report import machine_lines
 from mos_ros.bench.run import (
-    FRAME_HW, OpenedBackend, machine_lines, open_bench_backend, synthetic_frame,
-    time_backend_at)
+    FRAME_HW, OpenedBackend, open_bench_backend, synthetic_frame, time_backend_at)
+from mos_ros.detector import backend_for_path
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,6 @@ class CompareReport:
 
 
 def _open(model: Path, threads: int) -> OpenedBackend:
-    from mos_ros.detector import backend_for_path
-
     backend = backend_for_path(model)
     return OpenedBackend(backend, model, open_bench_backend(backend, model, threads))
 

@@ -10,7 +10,6 @@ change in machine load hits both alike), and the ratio of the medians is reporte
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import tempfile
 import time
@@ -21,8 +20,12 @@ from typing import Callable, Optional, Sequence
 import cv2
 import numpy as np
 
-from mos_ros.bench.machine import MachineInfo, describe_machine, usable_cores
+from mos_ros.bench.machine import describe_machine, usable_cores
+from mos_ros.bench.report import (
+    BackendResult, BaselineReport, BaselineRow, BenchReport, Skipped, StageStats)
 from mos_ros.bench.timing import MS_PER_S, Stat, elapsed_ms
+from mos_ros.core.postprocess import decode_faces
+from mos_ros.core.preprocess import prepare
 
 _LOG = logging.getLogger(__name__)
 
@@ -45,101 +48,6 @@ TEXTURE_SEED = 0
 STEP_ORDER_SEED = 0
 #: Suffixes of torch checkpoints (the torch backend's model files).
 CHECKPOINT_SUFFIXES: tuple[str, ...] = (".pt", ".pth")
-
-
-# --- report -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class StageStats:
-    """Median/p90 of each stage of one detection and of their per-frame sum."""
-
-    preprocess: Stat
-    network: Stat
-    postprocess: Stat
-    total: Stat
-
-
-@dataclass(frozen=True)
-class BackendResult:
-    """MOS on one backend at one input size."""
-
-    backend: str
-    input_hw: tuple[int, int]
-    model_file: str
-    device: str
-    stages: StageStats
-    #: Faces the model reported on the benchmark frame (post-processing cost grows with it).
-    faces_found: int
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A backend that could not be benchmarked, and why."""
-
-    backend: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class BaselineRow:
-    """MOS vs the sequential pipeline for one number of faces, all medians of one run."""
-
-    faces: int
-    mos: Stat
-    detector: Stat
-    pose_sequential: Stat
-    pose_batched: Stat
-
-    @property
-    def pose_per_face_ms(self) -> float:
-        """Median pose-stage time divided by the number of faces."""
-        return self.pose_sequential.median_ms / self.faces
-
-    @property
-    def sequential_ms(self) -> float:
-        """Detector median + pose stage median (one forward per face)."""
-        return self.detector.median_ms + self.pose_sequential.median_ms
-
-    @property
-    def batched_ms(self) -> float:
-        """Detector median + pose stage median (all faces in one forward)."""
-        return self.detector.median_ms + self.pose_batched.median_ms
-
-    @property
-    def ratio(self) -> float:
-        """How many times longer the sequential pipeline takes than MOS."""
-        return self.sequential_ms / self.mos.median_ms
-
-    @property
-    def batched_ratio(self) -> float:
-        """The same ratio for the batched pose variant."""
-        return self.batched_ms / self.mos.median_ms
-
-
-@dataclass(frozen=True)
-class BaselineReport:
-    """The side-by-side comparison of MOS with the detector + head-pose pipeline."""
-
-    input_hw: tuple[int, int]
-    mos_backend: str
-    rows: tuple[BaselineRow, ...]
-    repeats: int
-    detector_anchors: int
-    detector_faces_found: int
-
-
-@dataclass(frozen=True)
-class BenchReport:
-    """Everything ``mos bench`` measured, with the machine it ran on."""
-
-    machine: MachineInfo
-    model_path: str
-    frame: str
-    repeats: int
-    warmup: int
-    results: tuple[BackendResult, ...]
-    skipped: tuple[Skipped, ...]
-    baseline: Optional[BaselineReport]
 
 
 # --- model files per backend --------------------------------------------------------------
@@ -236,9 +144,6 @@ def synthetic_frame(height: int, width: int, seed: int = TEXTURE_SEED) -> np.nda
 
 def _stage_timer(backend, image: np.ndarray, input_hw: tuple[int, int]):
     """A callable running one detection that returns (times_ms of the 3 stages, faces)."""
-    from mos_ros.core.postprocess import decode_faces
-    from mos_ros.core.preprocess import prepare
-
     meta = backend.meta
 
     def run_once() -> tuple[tuple[float, float, float], int]:
@@ -390,168 +295,3 @@ def run_benchmark(model_path: str | Path, backends: Sequence[str] = ALL_BACKENDS
     frame = f"{frame_name} ({image.shape[1]}x{image.shape[0]})"
     return BenchReport(describe_machine(torch.get_num_threads()), str(model_path), frame,
                        repeats, warmup, tuple(results), tuple(skipped), comparison)
-
-
-# --- text report --------------------------------------------------------------------------
-
-def _wxh(input_hw: tuple[int, int]) -> str:
-    """Sizes are printed width x height, as camera resolutions are."""
-    return f"{input_hw[1]}x{input_hw[0]}"
-
-
-def _cell(stat: Stat) -> str:
-    return f"{stat.median_ms:8.1f} {stat.p90_ms:7.1f}"
-
-
-def machine_lines(machine: MachineInfo) -> list[str]:
-    """The machine and package versions, as the first lines of a report."""
-    versions = ", ".join(f"{name} {version}" for name, version in machine.versions)
-    return [f"machine: {machine.cpu_model}, {machine.logical_cores} cores usable, "
-            f"torch threads {machine.torch_threads}, Python {machine.python}",
-            f"versions: {versions}"]
-
-
-def _backend_lines(report: BenchReport) -> list[str]:
-    header = (f"{'backend':<12} {'input':>8} | {'pre ms':>8} {'p90':>7} | {'net ms':>8} "
-              f"{'p90':>7} | {'post ms':>8} {'p90':>7} | {'total ms':>8} {'p90':>7} | faces")
-    lines = [f"MOS latency per stage, median and p90 of {report.repeats} frames "
-             f"after {report.warmup} warm-up (device: CPU)", header, "-" * len(header)]
-    for r in report.results:
-        s = r.stages
-        lines.append(f"{r.backend:<12} {_wxh(r.input_hw):>8} | {_cell(s.preprocess)} | "
-                     f"{_cell(s.network)} | {_cell(s.postprocess)} | {_cell(s.total)} | "
-                     f"{r.faces_found:5d}")
-    lines += [f"skipped {s.backend}: {s.reason}" for s in report.skipped]
-    return lines
-
-
-def _baseline_lines(base: BaselineReport) -> list[str]:
-    header = (f"{'faces':>5} | {'MOS ms':>7} | {'detector':>8} | {'pose/face':>9} | "
-              f"{'seq total':>9} | {'seq/MOS':>7} | {'batched':>8} | {'batch/MOS':>9}")
-    lines = [
-        f"MOS ({base.mos_backend}) vs sequential detector + head-pose network at "
-        f"{_wxh(base.input_hw)}, medians of {base.repeats} interleaved repeats",
-        "baseline: RetinaFace-MobileNet0.25 (random weights, "
-        f"{base.detector_anchors} anchors, decoded by mos_ros.core) then a Hopenet-style "
-        "ResNet-50 at 224x224 per face",
-        f"faces are NOT detected: the random detector found {base.detector_faces_found}; the "
-        "pose stage is fed that many crops from fixed boxes",
-        "seq total = detector + one pose forward per face (crop, resize, normalise, forward); "
-        "batched = all crops in one forward",
-        header, "-" * len(header)]
-    for row in base.rows:
-        lines.append(
-            f"{row.faces:5d} | {row.mos.median_ms:7.1f} | {row.detector.median_ms:8.1f} | "
-            f"{row.pose_per_face_ms:9.1f} | {row.sequential_ms:9.1f} | {row.ratio:6.1f}x | "
-            f"{row.batched_ms:8.1f} | {row.batched_ratio:8.1f}x")
-    return lines
-
-
-def format_report(report: BenchReport) -> str:
-    """The report as plain text: machine, per-backend stage table, baseline comparison."""
-    lines = machine_lines(report.machine)
-    lines += [f"model: {report.model_path}", f"frame: {report.frame}", ""]
-    lines += _backend_lines(report)
-    if report.baseline is not None:
-        lines += [""] + _baseline_lines(report.baseline)
-    return "\n".join(lines)
-
-
-# --- command line -------------------------------------------------------------------------
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``WIDTHxHEIGHT`` (e.g. 640x480) -> (height, width)."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, got {text!r}") from None
-    if width <= 0 or height <= 0:
-        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
-    return height, width
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Arguments of ``mos bench``."""
-    parser = argparse.ArgumentParser(prog="mos bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None,
-                        help="checkpoint (.pt), .onnx or .ncnn; default: the shipped model")
-    parser.add_argument("--backends", nargs="+", default=list(ALL_BACKENDS),
-                        choices=list(MODEL_FORMATS), help="backends to time")
-    parser.add_argument("--sizes", nargs="+", type=parse_size, default=None,
-                        help="network inputs, WIDTHxHEIGHT (default: 640x480 and 640x640; "
-                             "640x480 with --compare)")
-    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS,
-                        help="timed frames per backend and size")
-    parser.add_argument("--warmup", type=int, default=DEFAULT_WARMUP, help="untimed frames")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="inference threads (default: usable cores)")
-    parser.add_argument("--baseline-repeats", type=int, default=DEFAULT_BASELINE_REPEATS,
-                        help="repeats of the MOS vs sequential comparison")
-    parser.add_argument("--faces", nargs="+", type=int, default=list(BASELINE_FACE_COUNTS),
-                        help="face counts for the sequential baseline")
-    parser.add_argument("--no-baseline", action="store_true",
-                        help="skip the sequential-pipeline comparison")
-    parser.add_argument("--compare", nargs="+", type=Path, default=None, metavar="MODEL",
-                        help="time these files side by side with --model (or the first of "
-                             "them), as ratios per round; each with the backend of its suffix")
-    parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS,
-                        help="rounds of --compare")
-    parser.add_argument("--image", type=Path, default=None,
-                        help="BGR image to time on (default: a synthetic 640x480 frame)")
-    return parser
-
-
-def _read_image(path: Path) -> np.ndarray:
-    from mos_ros.core.errors import ImageError
-
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageError(f"{path}: cannot read as an image")
-    return image
-
-
-def _run_compare(args: argparse.Namespace, image: Optional[np.ndarray]) -> int:
-    """``mos bench --compare``: one side-by-side report per input size."""
-    from mos_ros.bench.compare import compare_models, format_compare
-
-    models = ([args.model] if args.model else []) + list(args.compare)
-    for input_hw in args.sizes or [BASELINE_INPUT_HW]:
-        try:
-            report = compare_models(models, input_hw, rounds=args.rounds, repeats=args.repeats,
-                                    warmup=args.warmup, threads=args.threads, image=image,
-                                    frame_name=args.image.name if args.image else "")
-        except ValueError as exc:
-            raise SystemExit(f"mos bench --compare: {exc}") from None
-        print(format_compare(report) + "\n")
-    return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run ``mos bench`` and print its report; returns the exit status."""
-    argv = list(argv) if argv is not None else None
-    if argv and argv[0] == "--":
-        # Passed through by a parent command (``mos bench -- --model ...``).
-        argv = argv[1:]
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    image = _read_image(args.image) if args.image else None
-    if args.compare:
-        return _run_compare(args, image)
-    if args.model is None:
-        from mos_ros.resources import default_model_path
-
-        args.model = default_model_path()
-    if min(args.repeats, args.baseline_repeats, *args.faces) < 1 or args.warmup < 0:
-        raise SystemExit("mos bench: repeats and face counts must be >= 1, warmup >= 0")
-    args.sizes = args.sizes or list(DEFAULT_SIZES)
-    report = run_benchmark(args.model, args.backends, args.sizes, args.repeats, args.warmup,
-                           args.threads, image=image,
-                           frame_name=args.image.name if args.image else "",
-                           baseline=not args.no_baseline, baseline_repeats=args.baseline_repeats,
-                           face_counts=args.faces)
-    print(format_report(report))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -63,7 +63,6 @@ class PinholeCamera:
         raise CameraError("camera_info has no intrinsics: K and P are both zero "
                           "(is the camera calibrated?)")
 
-    @property
     def matrix(self) -> np.ndarray:
         """The 3x3 intrinsic matrix K."""
         return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
@@ -82,7 +81,7 @@ class PinholeCamera:
         """Undistorted normalised image coordinates (x/z, y/z) of pixels (N, 2)."""
         pixels = np.asarray(pixels, np.float64).reshape(-1, 2)
         if self.distortion:
-            points = cv2.undistortPoints(pixels.reshape(-1, 1, 2), self.matrix,
+            points = cv2.undistortPoints(pixels.reshape(-1, 1, 2), self.matrix(),
                                          np.asarray(self.distortion))
             return points.reshape(-1, 2)
         return (pixels - (self.cx, self.cy)) / (self.fx, self.fy)
@@ -97,7 +96,7 @@ class PinholeCamera:
         """Pixels (N, 2) of points (N, 3) in the optical frame (in front of the camera)."""
         points = np.asarray(points, np.float64).reshape(-1, 3)
         if self.distortion:
-            pixels, _ = cv2.projectPoints(points, np.zeros(3), np.zeros(3), self.matrix,
+            pixels, _ = cv2.projectPoints(points, np.zeros(3), np.zeros(3), self.matrix(),
                                           np.asarray(self.distortion))
             return pixels.reshape(-1, 2)
         xy = points[:, :2] / points[:, 2:3]

@@ -1,6 +1,7 @@
 """Reading images and normalising arrays to 3-channel BGR uint8, with clear errors."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -12,6 +13,27 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".
                             ".pgm"})
 #: Images whose side exceeds this are refused: decoding them would exhaust memory.
 MAX_IMAGE_SIDE = 32768
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One image to process and the name its outputs get."""
+
+    name: str
+    image: np.ndarray | None
+    error: str | None = None
+
+
+def check_bgr_image(image: np.ndarray) -> np.ndarray:
+    """Return ``image`` if it is a non-empty BGR uint8 (H, W, 3) array, else raise ImageError."""
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"expected a numpy BGR image, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+        raise ImageError(f"expected a BGR colour image of shape (H, W, 3), "
+                         f"got shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise ImageError(f"expected uint8 pixels, got {image.dtype}")
+    return image
 
 
 def read_image(path: str | Path) -> np.ndarray:

@@ -6,9 +6,12 @@ pixel); landmarks follow the RetinaFace order and poses the convention of
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from mos_ros.core.types import Face
 
 #: Landmark order after a horizontal mirror: the eyes swap and so do the mouth corners.
 MIRRORED_LANDMARK_ORDER = (1, 0, 2, 4, 3)
@@ -46,3 +49,60 @@ class FaceLabels:
         """The faces where ``keep`` (bool mask or indices) selects them."""
         return FaceLabels(self.boxes[keep], self.landmarks[keep], self.poses[keep],
                           self.has_landmarks[keep], self.has_pose[keep])
+
+
+@dataclass(frozen=True)
+class LabelledFace:
+    """One face in image pixels, as a label, a detection or a teacher's answer.
+
+    ``box`` (4,) x1 y1 x2 y2; ``landmarks`` (5, 2) in the RetinaFace order and ``pose``
+    (yaw, pitch, roll degrees) are None where the source gave none; ``score`` is 1 for a
+    ground-truth face; ``source`` names who found it (a teacher), empty otherwise.
+    """
+
+    box: np.ndarray
+    landmarks: np.ndarray | None = None
+    pose: tuple[float, float, float] | None = None
+    score: float = 1.0
+    source: str = ""
+
+    @classmethod
+    def from_face(cls, face: Face) -> LabelledFace:
+        """A detector's :class:`~mos_ros.core.types.Face` (float64 arrays)."""
+        return cls(np.asarray(face.box, np.float64), np.asarray(face.landmarks, np.float64),
+                   (face.pose.yaw, face.pose.pitch, face.pose.roll), face.score)
+
+    @property
+    def long_side(self) -> float:
+        """The box's longer side in pixels."""
+        return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
+
+    def scaled(self, factor: float | np.ndarray) -> LabelledFace:
+        """The same face in an image resized by ``factor`` (a number, or x and y factors
+        repeated for the box's two corners); the pose does not change."""
+        factor = np.asarray(factor, np.float64)
+        point_factor = factor[:2] if factor.ndim else factor
+        points = None if self.landmarks is None else self.landmarks * point_factor
+        return LabelledFace(self.box * factor, points, self.pose, self.score, self.source)
+
+    def moved(self, offset: Sequence[float]) -> LabelledFace:
+        """The same face shifted by ``offset`` (x, y) pixels."""
+        shift = np.asarray(offset, np.float64)
+        points = None if self.landmarks is None else self.landmarks + shift
+        return LabelledFace(self.box + np.tile(shift, 2), points, self.pose, self.score,
+                            self.source)
+
+    def to_dict(self) -> dict:
+        """The label as JSON-able data (pixels, degrees; None where absent)."""
+        return {"box": [float(v) for v in self.box],
+                "landmarks": None if self.landmarks is None else self.landmarks.tolist(),
+                "pose": None if self.pose is None else [float(v) for v in self.pose]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> LabelledFace:
+        """Inverse of :meth:`to_dict`."""
+        points = data.get("landmarks")
+        pose = data.get("pose")
+        return cls(np.asarray(data["box"], np.float64).reshape(4),
+                   None if points is None else np.asarray(points, np.float64).reshape(5, 2),
+                   None if pose is None else tuple(float(v) for v in pose))

@@ -1,8 +1,8 @@
 """Placing a face's head axes in 3D for visualisation: camera intrinsics, depth, axis arrows.
 
-A single camera cannot measure depth; a face's distance is estimated from its width in pixels
-and an average adult face width (:data:`AVERAGE_FACE_WIDTH_M`). The camera's intrinsics come
-from its calibration (``sensor_msgs/CameraInfo`` K matrix) or, when there is none, from a
+Faces placed in 3-D by :mod:`mos_ros.core.head3d` (with a camera calibration) get their arrows
+at the placed head. Otherwise a face's distance is estimated from its box width in pixels and
+the mean face width of :mod:`mos_ros.core.head3d`, with intrinsics from a calibration's K or a
 default horizontal field of view (:data:`DEFAULT_HFOV_DEG`) with square pixels and the
 principal point at the image centre. All positions are in the camera's optical frame
 (x right, y down, z forward, metres); pixel coordinates have their origin at the top-left
@@ -15,13 +15,11 @@ from typing import Sequence
 
 import numpy as np
 
-from mos_ros.core.head3d import Head3D
+from mos_ros.core.camera import PinholeCamera
+from mos_ros.core.head3d import MEAN_FACE_WIDTH_M, Head3D
 from mos_ros.core.pose import euler_to_matrix, matrix_to_quaternion, quaternion_to_matrix
 from mos_ros.core.types import Face
 
-#: Average adult face width (bizygomatic breadth, about 14-15 cm), metres. Detector boxes
-#: span about the same width, so distance = fx * this / box width in pixels.
-AVERAGE_FACE_WIDTH_M = 0.15
 #: Horizontal field of view assumed when no calibration is known, degrees (a typical webcam
 #: or robot head camera has 55-70 degrees).
 DEFAULT_HFOV_DEG = 60.0
@@ -40,18 +38,8 @@ ARROW_TO_AXIS = (np.eye(3),
                  np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]))
 
 
-@dataclass(frozen=True)
-class Intrinsics:
-    """Pinhole camera intrinsics in pixels (no distortion)."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-
-    def matrix(self) -> np.ndarray:
-        """The 3x3 camera matrix K."""
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+#: The pinhole camera of :mod:`mos_ros.core.camera`, under the name this module has always used.
+Intrinsics = PinholeCamera
 
 
 def intrinsics_from_hfov(width: int, height: int,
@@ -83,7 +71,7 @@ def intrinsics_from_k(k: Sequence[float], calibrated_size: tuple[int, int],
 
 
 def face_distance(face_width_px: float, fx: float,
-                  face_width_m: float = AVERAGE_FACE_WIDTH_M) -> float:
+                  face_width_m: float = MEAN_FACE_WIDTH_M) -> float:
     """Distance along the optical axis of a face ``face_width_px`` wide, metres."""
     if face_width_px <= 0.0:
         raise ValueError(f"face width must be positive, got {face_width_px} px")
@@ -103,7 +91,7 @@ def project(point: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
 
 
 def face_position(face: Face, intrinsics: Intrinsics,
-                  face_width_m: float = AVERAGE_FACE_WIDTH_M) -> np.ndarray:
+                  face_width_m: float = MEAN_FACE_WIDTH_M) -> np.ndarray:
     """Estimated 3D position of the face's box centre in the camera optical frame, metres."""
     x1, y1, x2, y2 = face.box
     depth = face_distance(face.width, intrinsics.fx, face_width_m)
@@ -144,7 +132,7 @@ def axis_arrows(origin: np.ndarray, rotation: np.ndarray, length_m: float) -> li
 
 
 def head_axis_arrows(face: Face, intrinsics: Intrinsics, length_m: float,
-                     face_width_m: float = AVERAGE_FACE_WIDTH_M) -> list[AxisArrow]:
+                     face_width_m: float = MEAN_FACE_WIDTH_M) -> list[AxisArrow]:
     """Arrows of a face that has no 3-D placement (no camera calibration): at the box centre
     at the distance the box width gives, along :func:`~mos_ros.core.pose.euler_to_matrix`.
     A face without width (a degenerate box) cannot be placed and gives no arrows.

@@ -162,7 +162,17 @@ def quaternion_to_euler(quaternion) -> HeadPose:
 def rotate_pose(yaw: float, pitch: float, roll: float, theta_deg: float) -> HeadPose:
     """Pose of a head after the image is rotated by ``theta_deg`` (OpenCV sign, see the module
     docstring): ``Rz(-theta) @ R_cam_head``, so a frontal face's roll changes by -theta."""
-    return matrix_to_euler(_rot_z(np.radians(-theta_deg)) @ euler_to_matrix(yaw, pitch, roll))
+    return matrix_to_euler(turn_in_plane(euler_to_matrix(yaw, pitch, roll), theta_deg))
+
+
+#: Signs of (yaw, pitch, roll) in the left-right mirrored image (:func:`mirror_pose`).
+MIRROR_POSE_SIGNS = np.array([-1.0, 1.0, -1.0])
+
+
+def mirror_poses(poses: np.ndarray) -> np.ndarray:
+    """Poses (..., 3: yaw, pitch, roll) in the left-right mirrored image, same dtype."""
+    poses = np.asarray(poses)
+    return poses * MIRROR_POSE_SIGNS.astype(poses.dtype)
 
 
 def mirror_pose(yaw: float, pitch: float, roll: float) -> HeadPose:
@@ -249,3 +259,19 @@ def expanded_rotation(theta_deg: float, width: int, height: int
     size = (int(np.ceil(width * cos + height * sin)), int(np.ceil(width * sin + height * cos)))
     matrix[:, 2] += np.array(size) / 2.0 - np.array([width, height]) / 2.0
     return matrix, size
+
+
+def split_in_plane(rotation: np.ndarray, reference: np.ndarray) -> tuple[float, np.ndarray]:
+    """Split a head rotation into an image turn and the rest: ``(theta, rest)`` with
+    ``rotation = Rz(-theta) @ rest`` (``rest`` seen in the picture turned by ``theta``, OpenCV
+    sign, is ``rotation``), theta chosen so that ``rest`` is as near ``reference`` as any
+    such split can be (the smallest turn angle between them)."""
+    a = np.asarray(rotation, np.float64) @ np.asarray(reference, np.float64).T
+    psi = np.arctan2(a[1, 0] - a[0, 1], a[0, 0] + a[1, 1])
+    return float(-np.degrees(psi)), _rot_z(-psi) @ np.asarray(rotation, np.float64)
+
+
+def turn_in_plane(rotation: np.ndarray, theta_deg: float) -> np.ndarray:
+    """The head rotation seen in the picture turned by ``theta_deg`` (OpenCV sign):
+    ``Rz(-theta) @ rotation``; :func:`rotate_pose` in matrix form."""
+    return _rot_z(np.radians(-theta_deg)) @ np.asarray(rotation, np.float64)

@@ -7,7 +7,7 @@
     python -m mos_ros.data realism [CONFIG]        teachers' hit rate on rendered faces
     python -m mos_ros.data model [CONFIG]          fetch, bank, scenes, train, export (resumes)
 
-Each subcommand is a :class:`~mos_ros.cli.Command` (help, configure, run) in :data:`COMMANDS`.
+Each subcommand is a :class:`~mos_ros.command.Command` (help, configure, run) in :data:`COMMANDS`.
 """
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-from mos_ros.cli import Command
-from mos_ros.core.errors import MosError
+from mos_ros.command import Command, build_parser as build_command_parser, run_command
 
 
 def _configure_fetch(parser: argparse.ArgumentParser) -> None:
@@ -114,27 +113,20 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+PROG = "python -m mos_ros.data"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-parser per entry of :data:`COMMANDS`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m mos_ros.data",
-        description="The data engine: real photos to a trained model.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, command in COMMANDS.items():
-        command.configure(sub.add_parser(name, help=command.help, description=command.help))
-    return parser
+    return build_command_parser(PROG, "The data engine: real photos to a trained model.",
+                                COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; errors become one line and exit status 2."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return COMMANDS[args.command].run(args)
-    except (MosError, ValueError) as exc:
-        print(f"{parser.prog} {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    return run_command(PROG, COMMANDS, args)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ import numpy as np
 
 from mos_ros.core.image_io import read_image
 from mos_ros.core.labels import FaceLabels
+from mos_ros.data.mesh_fit import fit_face_mesh
 from mos_ros.data.teachers import (
-    MAX_MESH_RESIDUAL, ConsensusFace, Teacher, consensus, fit_face_mesh, open_teacher)
+    MAX_MESH_RESIDUAL, ConsensusFace, Teacher, consensus, open_teacher)
 from mos_ros.scenes.composer import FaceBank, PhotoFaces, TinyFace
 from mos_ros.scenes.reface import face_sources
 

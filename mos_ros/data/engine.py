@@ -18,10 +18,14 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from mos_ros.core.label_file import LABEL_FILE
+from mos_ros.core.settings import build_dataclass, load_yaml_mapping
+from mos_ros.core.validation import Rule, Validated
+from mos_ros.data.sources import lfw_crops, photos
+from mos_ros.data.sources import fetch
 from mos_ros.scenes.composer import BANK_FILE
+from mos_ros.scenes.composer import save_bank
+from mos_ros.scenes.composer import write_scene_set
 from mos_ros.scenes.config import SceneConfig
 
 LOG = logging.getLogger(__name__)
@@ -30,7 +34,7 @@ TRAIN_DIR = "train"
 
 
 @dataclass(frozen=True)
-class Stage:
+class Stage(Validated):
     """One training stage: the scenes it renders and the run that trains on them. A later
     stage starts from the model the stage before it ended with (fine-tuning)."""
 
@@ -40,15 +44,13 @@ class Stage:
     train_config: str
     scene: SceneConfig = field(default_factory=SceneConfig)
 
-    def __post_init__(self) -> None:
-        """Reject settings that cannot run, naming the field."""
-        if self.scenes < 1:
-            raise ValueError(f"data engine stage {self.name!r}: scenes must be >= 1, "
-                             f"got {self.scenes}")
+    def rules(self) -> list[Rule]:
+        """A stage renders at least one scene."""
+        return [("scenes", self.scenes >= 1, ">= 1")]
 
 
 @dataclass(frozen=True)
-class EngineConfig:
+class EngineConfig(Validated):
     """Where the engine works, what it renders and trains (``config/data_engine.yaml``)."""
 
     stages: tuple[Stage, ...]
@@ -58,28 +60,19 @@ class EngineConfig:
     model_name: str = "mos-mbv2-faces"
     export: tuple[str, ...] = ("onnx", "ncnn")
 
-    def __post_init__(self) -> None:
-        """Reject settings that cannot run, naming the field."""
-        if not self.stages:
-            raise ValueError("data engine needs at least one stage")
-        if self.workers < 1:
-            raise ValueError(f"data engine workers must be >= 1, got {self.workers}")
+    def rules(self) -> list[Rule]:
+        """At least one stage, each named once, and at least one worker."""
         names = [stage.name for stage in self.stages]
-        if len(set(names)) != len(names):
-            raise ValueError(f"data engine stage names must differ, got {names}")
+        return [("stages", bool(self.stages), "at least one stage"),
+                ("stages", len(set(names)) == len(names), f"differently named (got {names})"),
+                ("workers", self.workers >= 1, ">= 1")]
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> EngineConfig:
         """Read the YAML file; unknown keys are errors naming them."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"data engine config not found: {path}")
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        _refuse_unknown(data, cls, path, "data engine")
-        stages = tuple(_stage(values, path) for values in data.pop("stages", None) or ())
-        if "export" in data:
-            data["export"] = tuple(data["export"])
-        return cls(stages=stages, **data)
+        data = load_yaml_mapping(path, "data engine config")
+        data.setdefault("stages", [])
+        return build_dataclass(cls, data, f"{path}: data engine")
 
     @property
     def bank_path(self) -> Path:
@@ -95,28 +88,12 @@ class EngineConfig:
         return Path(self.root) / stage.name / TRAIN_DIR
 
 
-def _refuse_unknown(values: dict, kind: type, path: Path, what: str) -> None:
-    unknown = sorted(set(values) - {f.name for f in dataclasses.fields(kind)})
-    if unknown:
-        raise ValueError(f"{path}: unknown {what} keys {unknown}")
-
-
-def _stage(values: dict, path: Path) -> Stage:
-    _refuse_unknown(values, Stage, path, "stage")
-    scene = values.pop("scene", None) or {}
-    _refuse_unknown(scene, SceneConfig, path, "scene")
-    scene = SceneConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in scene.items()})
-    return Stage(scene=scene, **values)
-
-
 def make_bank(config: EngineConfig) -> Path:
     """Step 2: the face bank from the training photos (skipped when it exists)."""
     if config.bank_path.is_file():
         LOG.info("face bank exists: %s", config.bank_path)
         return config.bank_path
     from mos_ros.data.bank import build_bank
-    from mos_ros.scenes.composer import save_bank
-    from mos_ros.data.sources import lfw_crops, photos
 
     small_faces, _ = lfw_crops("train", config.sources_root)
     bank = build_bank(photos("train", config.sources_root),
@@ -133,7 +110,6 @@ def make_scenes(config: EngineConfig, stage: Stage) -> Path:
     if label_file.is_file():
         LOG.info("training scenes exist: %s", label_file)
         return label_file
-    from mos_ros.scenes.composer import write_scene_set
 
     return write_scene_set(label_file.parent, stage.scenes, stage.seed, config.bank_path,
                            stage.scene, workers=config.workers)
@@ -176,8 +152,6 @@ def export_model(config: EngineConfig, checkpoint: Path) -> list[Path]:
 
 def run_engine(config: EngineConfig) -> list[Path]:
     """All steps; returns the model files written."""
-    from mos_ros.data.sources import fetch
-
     fetch(config.sources_root)
     make_bank(config)
     model = None

@@ -2,50 +2,38 @@
 
 Teachers are third-party detectors that label real photos, for training and for evaluation,
 and that our own model is compared against. Each one answers :meth:`Teacher.detect` with
-:class:`TeacherFace` objects in the project's conventions: BGR uint8 input, x1y1x2y2 boxes in
+:class:`LabelledFace` objects in the project's conventions: BGR uint8 input, x1y1x2y2 boxes in
 float pixels and five landmarks in the RetinaFace order (image-left eye, image-right eye, nose
 tip, image-left mouth corner, image-right mouth corner).
 
 Teachers disagree on what a face box is. The project's convention is the extent of the face
 mesh (forehead to chin, cheek to cheek; see :mod:`mos_ros.scenes.synthetic`), so
-:func:`consensus` fits MediaPipe FaceMesh to each agreed face (:func:`fit_face_mesh`) and takes
-box, landmarks and head pose from the fit; where the fit fails it converts the teachers' boxes
+:func:`consensus` fits MediaPipe FaceMesh to each agreed face
+(:func:`~mos_ros.data.mesh_fit.fit_face_mesh`) and takes box, landmarks and head pose from the
+fit; where the fit fails it converts the teachers' boxes
 by the measured :data:`BOX_TO_MESH` conventions.
 
 A teacher's runtime (yuface, onnxruntime, mediapipe) is imported only when it is opened.
 """
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 
-from mos_ros.core.align import fit_similarity
-from mos_ros.core.errors import ImageError
+from mos_ros.core.image_io import check_bgr_image
+from mos_ros.core.labels import LabelledFace
 from mos_ros.core.nms import iou_matrix, nms
-from mos_ros.core.pose import matrix_to_euler
-from mos_ros.scenes.face_mesh import LANDMARK_GROUPS, load_face_mesh
+from mos_ros.data.mesh_fit import fit_face_mesh
 
 # --------------------------------------------------------------------------------------------
 # What teachers return
-
-
-@dataclass(frozen=True)
-class TeacherFace:
-    """One face found by one teacher, in pixels of the image it was given."""
-
-    box: np.ndarray                 # (4,) float32 x1, y1, x2, y2 in the teacher's own convention
-    score: float
-    landmarks: np.ndarray | None    # (5, 2) float32 RetinaFace order; None if none given
-    teacher: str
 
 
 @runtime_checkable
@@ -55,28 +43,17 @@ class Teacher(Protocol):
     #: Registry name ("yuface", "centerface", "blazeface").
     name: str
 
-    def detect(self, image: np.ndarray) -> list[TeacherFace]:
+    def detect(self, image: np.ndarray) -> list[LabelledFace]:
         """Faces in a BGR uint8 image (H, W, 3)."""
         ...
 
 
-def check_image(image: np.ndarray) -> np.ndarray:
-    """Return ``image`` if it is a non-empty BGR uint8 (H, W, 3) array, else raise ImageError."""
-    if not isinstance(image, np.ndarray):
-        raise ImageError(f"expected a numpy BGR image, got {type(image).__name__}")
-    if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
-        raise ImageError(f"expected a BGR colour image of shape (H, W, 3), "
-                         f"got shape {image.shape}")
-    if image.dtype != np.uint8:
-        raise ImageError(f"expected uint8 pixels, got {image.dtype}")
-    return image
-
-
-def _face(box, score: float, landmarks, teacher: str) -> TeacherFace:
-    """A TeacherFace with float32 arrays of the documented shapes."""
+def _face(box, score: float, landmarks, teacher: str) -> LabelledFace:
+    """A teacher's face: float32 box (4,) in the teacher's own convention and landmarks
+    (5, 2) in the RetinaFace order (None if none given); ``source`` names the teacher."""
     points = None if landmarks is None else np.asarray(landmarks, np.float32).reshape(5, 2)
-    return TeacherFace(box=np.asarray(box, np.float32).reshape(4), score=float(score),
-                       landmarks=points, teacher=teacher)
+    return LabelledFace(box=np.asarray(box, np.float32).reshape(4), landmarks=points,
+                        score=float(score), source=teacher)
 
 
 def _shrink(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
@@ -110,9 +87,9 @@ class YuFaceTeacher:
         self.score_threshold = float(score_threshold)
         self.max_side = int(max_side)
 
-    def detect(self, image: np.ndarray) -> list[TeacherFace]:
+    def detect(self, image: np.ndarray) -> list[LabelledFace]:
         """Faces with score >= ``score_threshold`` (yuface scores are percent; scaled to 0..1)."""
-        small, factor = _shrink(check_image(image), self.max_side)
+        small, factor = _shrink(check_bgr_image(image), self.max_side)
         scores, rects, points = self._detect(np.ascontiguousarray(small), self.score_threshold)
         faces = []
         for score, (x, y, w, h), flat in zip(scores, rects.astype(np.float32),
@@ -217,9 +194,9 @@ class CenterFaceTeacher:
         rgb = cv2.cvtColor(padded, cv2.COLOR_BGR2RGB).astype(np.float32)
         return np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
 
-    def detect(self, image: np.ndarray) -> list[TeacherFace]:
+    def detect(self, image: np.ndarray) -> list[LabelledFace]:
         """Faces with heatmap peak >= ``score_threshold``, after NMS; boxes are not clipped."""
-        small, factor = _shrink(check_image(image), self.max_side)
+        small, factor = _shrink(check_bgr_image(image), self.max_side)
         outputs = self._session.run(list(CENTERFACE_OUTPUTS), {self._input: self._blob(small)})
         boxes, scores, points = decode_centerface(*outputs, threshold=self.score_threshold)
         return [_face(boxes[i] / factor, scores[i], points[i] / factor, self.name)
@@ -240,9 +217,9 @@ class BlazeFaceTeacher:
         self._detector = face_detection.FaceDetection(
             model_selection=int(model_selection), min_detection_confidence=float(score_threshold))
 
-    def detect(self, image: np.ndarray) -> list[TeacherFace]:
+    def detect(self, image: np.ndarray) -> list[LabelledFace]:
         """Faces with score >= ``score_threshold``."""
-        height, width = check_image(image).shape[:2]
+        height, width = check_bgr_image(image).shape[:2]
         result = self._detector.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
         faces = []
         for detection in result.detections or []:
@@ -257,24 +234,20 @@ class BlazeFaceTeacher:
 # Registry
 
 
-#: Teacher name -> ``"module:Class"`` (imported on first use) or a factory callable.
-TEACHERS: dict[str, str | Callable[..., Teacher]] = {
-    "yuface": f"{__name__}:YuFaceTeacher",
-    "centerface": f"{__name__}:CenterFaceTeacher",
-    "blazeface": f"{__name__}:BlazeFaceTeacher",
+#: Teacher name -> its class (a teacher imports its runtime when it is opened).
+TEACHERS: dict[str, Callable[..., Teacher]] = {
+    "yuface": YuFaceTeacher,
+    "centerface": CenterFaceTeacher,
+    "blazeface": BlazeFaceTeacher,
 }
 
 
 def _teacher_factory(name: str) -> Callable[..., Teacher]:
-    """The class or factory registered as ``name``, importing its module if needed."""
+    """The class registered as ``name``; an unknown name is refused, naming the known ones."""
     if name not in TEACHERS:
         raise ValueError(f"unknown teacher {name!r}; "
                          f"known teachers: {', '.join(sorted(TEACHERS))}")
-    entry = TEACHERS[name]
-    if isinstance(entry, str):
-        module_name, attribute = entry.split(":")
-        entry = getattr(importlib.import_module(module_name), attribute)
-    return entry
+    return TEACHERS[name]
 
 
 def open_teacher(name: str, **options) -> Teacher:
@@ -288,127 +261,6 @@ def open_teacher(name: str, **options) -> Teacher:
                          f"{sorted(set(options) - set(accepted))}; it accepts: "
                          f"{', '.join(accepted) or 'none'}") from None
     return factory(**options)
-
-
-# --------------------------------------------------------------------------------------------
-# FaceMesh fit: mesh-extent box, five landmarks, head pose
-
-
-#: Crop around the given box: margin on each side in face sizes, and the face size it gets.
-MESH_CROP_MARGIN = 0.6
-MESH_CROP_FACE_PX = 200.0
-#: FaceMesh may find neighbours in the crop; the one nearest the box centre is kept.
-MESH_MAX_FACES = 3
-
-
-@dataclass(frozen=True)
-class MeshFit:
-    """MediaPipe FaceMesh points in image pixels and the similarity fit of the canonical mesh.
-
-    ``points`` are camera-frame pixels: x, y image pixels and z depth in pixels, into the scene.
-    ``rotation`` is R_cam_head of :mod:`mos_ros.core.pose`; the fit is
-    ``points ~ scale * rotation @ vertex + translation`` for the canonical head-frame vertices
-    (cm). ``residual`` is the RMS 3-D fit error divided by the fitted face height.
-    """
-
-    points: np.ndarray
-    landmarks: np.ndarray
-    box: np.ndarray
-    yaw: float
-    pitch: float
-    roll: float
-    scale: float
-    rotation: np.ndarray
-    translation: np.ndarray
-    residual: float
-
-    @property
-    def pose(self) -> tuple[float, float, float]:
-        """Yaw, pitch, roll in degrees."""
-        return (self.yaw, self.pitch, self.roll)
-
-
-@lru_cache(maxsize=1)
-def _face_mesh():
-    """The process's one FaceMesh graph (static images, 468 points, no iris refinement)."""
-    from mediapipe.python.solutions import face_mesh
-    return face_mesh.FaceMesh(static_image_mode=True, max_num_faces=MESH_MAX_FACES,
-                              refine_landmarks=False, min_detection_confidence=0.5)
-
-
-def _check_box(box) -> np.ndarray:
-    """A finite x1y1x2y2 box with positive size, as float64."""
-    values = np.asarray(box, dtype=np.float64).reshape(-1)
-    if values.size != 4 or not np.all(np.isfinite(values)):
-        raise ValueError(f"expected a finite x1, y1, x2, y2 box, got {box!r}")
-    if values[2] <= values[0] or values[3] <= values[1]:
-        raise ValueError(f"box {values.tolist()} has no area (need x2 > x1 and y2 > y1)")
-    return values
-
-
-def _square_crop(image: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """A square crop around ``box`` (border replicated), resized so the face is ~200 px.
-
-    Returns the crop, the image position of its top-left corner and the image pixels per crop
-    pixel.
-    """
-    face = max(box[2] - box[0], box[3] - box[1])
-    side = int(np.ceil(face * (1.0 + 2.0 * MESH_CROP_MARGIN)))
-    x0 = int(np.floor((box[0] + box[2] - side) / 2))
-    y0 = int(np.floor((box[1] + box[3] - side) / 2))
-    height, width = image.shape[:2]
-    inside = image[max(y0, 0):min(y0 + side, height), max(x0, 0):min(x0 + side, width)]
-    if inside.size == 0:
-        raise ValueError(f"box {box.tolist()} lies outside the {width}x{height} image")
-    padded = cv2.copyMakeBorder(inside, max(-y0, 0), max(y0 + side - height, 0),
-                                max(-x0, 0), max(x0 + side - width, 0), cv2.BORDER_REPLICATE)
-    out = max(32, round(side * MESH_CROP_FACE_PX / face))
-    shrinking = out < side
-    crop = cv2.resize(padded, (out, out),
-                      interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    return crop, np.array([x0, y0], np.float64), side / out
-
-
-def mesh_fit_from_points(points: np.ndarray) -> MeshFit:
-    """Fit the canonical mesh to 468 camera-frame points (pixels) and derive the labels."""
-    points = np.asarray(points, np.float32).reshape(468, 3)
-    mesh = load_face_mesh()
-    scale, rotation, translation = fit_similarity(mesh.vertices, points)
-    fitted = scale * mesh.vertices.astype(np.float64) @ rotation.T + translation
-    rms = float(np.sqrt(np.mean(np.sum((fitted - points) ** 2, axis=1))))
-    pose = matrix_to_euler(rotation)
-    landmarks = np.stack([points[list(group), :2].mean(axis=0) for group in LANDMARK_GROUPS])
-    box = np.concatenate([points[:, :2].min(axis=0), points[:, :2].max(axis=0)])
-    return MeshFit(points=points, landmarks=landmarks.astype(np.float32),
-                   box=box.astype(np.float32), yaw=pose.yaw, pitch=pose.pitch, roll=pose.roll,
-                   scale=scale, rotation=rotation, translation=translation,
-                   residual=rms / (scale * mesh.height_cm))
-
-
-def _mesh_points(image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
-    """FaceMesh points (468, 3) in image pixels of the face nearest the box centre, or None."""
-    crop, origin, pixel = _square_crop(image, box)
-    result = _face_mesh().process(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB))
-    if not result.multi_face_landmarks:
-        return None
-    side = crop.shape[1] * pixel  # the crop's side in image pixels
-    candidates = [np.array([(p.x, p.y, p.z) for p in face.landmark]) * side
-                  for face in result.multi_face_landmarks]
-    for points in candidates:
-        points[:, :2] += origin
-    centre = (box[:2] + box[2:]) / 2
-    return min(candidates, key=lambda p: np.linalg.norm(p[:, :2].mean(axis=0) - centre))
-
-
-def fit_face_mesh(image: np.ndarray, box: np.ndarray) -> MeshFit | None:
-    """FaceMesh on a crop around ``box`` and the canonical-mesh fit; None if no face is found.
-
-    MediaPipe's normalised x, y, z (z smaller = nearer, on the scale of x) become image
-    pixels and a depth into the scene, i.e. the camera optical frame of :mod:`mos_ros.core.pose`,
-    so the fitted rotation is R_cam_head directly.
-    """
-    points = _mesh_points(check_image(image), _check_box(box))
-    return None if points is None else mesh_fit_from_points(points)
 
 
 # --------------------------------------------------------------------------------------------
@@ -482,12 +334,12 @@ class ConsensusFace:
     score: float                              # mean score of the agreeing teachers
 
 
-def to_mesh_box(face: TeacherFace) -> np.ndarray:
+def to_mesh_box(face: LabelledFace) -> np.ndarray:
     """A teacher's box converted to the mesh-extent convention (4,)."""
-    return BOX_TO_MESH.get(face.teacher, BoxConvention()).to_mesh(face.box)[0]
+    return BOX_TO_MESH.get(face.source, BoxConvention()).to_mesh(face.box)[0]
 
 
-def _clusters(faces: list[TeacherFace], boxes: np.ndarray, iou: float) -> list[list[int]]:
+def _clusters(faces: list[LabelledFace], boxes: np.ndarray, iou: float) -> list[list[int]]:
     """Greedy clusters: the best remaining face and, per other teacher, its best match."""
     overlap = iou_matrix(boxes, boxes)
     free = np.ones(len(faces), bool)
@@ -496,9 +348,9 @@ def _clusters(faces: list[TeacherFace], boxes: np.ndarray, iou: float) -> list[l
         if not free[seed]:
             continue
         members = [int(seed)]
-        for teacher in sorted({face.teacher for face in faces} - {faces[seed].teacher}):
+        for teacher in sorted({face.source for face in faces} - {faces[seed].source}):
             options = [i for i, face in enumerate(faces)
-                       if free[i] and face.teacher == teacher and overlap[seed, i] >= iou]
+                       if free[i] and face.source == teacher and overlap[seed, i] >= iou]
             if options:
                 members.append(max(options, key=lambda i: overlap[seed, i]))
         free[members] = False
@@ -506,7 +358,7 @@ def _clusters(faces: list[TeacherFace], boxes: np.ndarray, iou: float) -> list[l
     return clusters
 
 
-def _agreed_face(image: np.ndarray, faces: list[TeacherFace], box: np.ndarray
+def _agreed_face(image: np.ndarray, faces: list[LabelledFace], box: np.ndarray
                  ) -> ConsensusFace:
     """Box, landmarks and pose of one cluster: from FaceMesh when its fit is good."""
     marked = [face.landmarks for face in faces if face.landmarks is not None]
@@ -514,7 +366,7 @@ def _agreed_face(image: np.ndarray, faces: list[TeacherFace], box: np.ndarray
     fit = fit_face_mesh(image, box)
     trusted = (fit is not None and fit.residual <= MAX_MESH_RESIDUAL
                and iou_matrix(fit.box, box)[0, 0] >= MESH_MATCH_IOU)
-    names = tuple(sorted({face.teacher for face in faces}))
+    names = tuple(sorted({face.source for face in faces}))
     return ConsensusFace(
         box=fit.box if trusted else box.astype(np.float32),
         landmarks=fit.landmarks if trusted else landmarks,
@@ -530,7 +382,7 @@ def consensus(image: np.ndarray, teachers: Sequence[Teacher], min_votes: int = 2
     (>= ``iou``, one face per teacher per cluster). A cluster's box is the FaceMesh box when
     the fit is good, else the mean converted teacher box.
     """
-    check_image(image)
+    check_bgr_image(image)
     if min_votes < 1:
         raise ValueError(f"min_votes must be at least 1, got {min_votes}")
     if not 0.0 < iou <= 1.0:
@@ -541,7 +393,7 @@ def consensus(image: np.ndarray, teachers: Sequence[Teacher], min_votes: int = 2
     boxes = np.stack([to_mesh_box(face) for face in faces])
     agreed = []
     for members in _clusters(faces, boxes, iou):
-        if len({faces[i].teacher for i in members}) >= min_votes:
+        if len({faces[i].source for i in members}) >= min_votes:
             agreed.append(_agreed_face(image, [faces[i] for i in members],
                                        boxes[members].mean(axis=0)))
     return agreed

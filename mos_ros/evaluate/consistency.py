@@ -38,18 +38,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from mos_ros.core.labels import LabelledFace
 from mos_ros.core.pose import expanded_rotation, rotate_pose, rotated_box
+from mos_ros.core.postprocess import DecodeSettings
+from mos_ros.detector import FaceDetector
+from mos_ros.evaluate.contestants import MOS_MAX_INPUT_SIZE, DetectFn
 from mos_ros.evaluate.metrics import greedy_matches
 from mos_ros.evaluate.pose import ANGLES
 from mos_ros.evaluate.real_photos import (
-    MOS_MAX_INPUT_SIZE, MOSAIC_NAME, SMALL_FACE_PX, Detection, HeldOutImage)
+    MOSAIC_NAME, SMALL_FACE_PX, HeldOutImage)
+from mos_ros.evaluate.real_photos import held_out_set
+from mos_ros.resources import default_model_path
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +66,6 @@ REFERENCE_MIN_PX = SMALL_FACE_PX
 FACEMESH_MIN_PX = 60.0
 #: IoU for a detection to be the (turned, mirrored) reference face or a ground-truth face.
 FOLLOW_IOU = 0.5
-
-DetectFn = Callable[[np.ndarray], list[Detection]]
 
 
 def wrap_deg(angle):
@@ -85,7 +89,7 @@ def long_side(box: np.ndarray) -> float:
 # Per-face errors
 
 
-def rotation_errors(upright: Detection, turned: Detection, theta: float) -> dict[str, float]:
+def rotation_errors(upright: LabelledFace, turned: LabelledFace, theta: float) -> dict[str, float]:
     """Absolute errors (degrees) of one face read upright and in the picture turned by theta:
     ``eye_line`` (its change against -theta), ``roll``, ``yaw`` and ``pitch`` (against the
     upright pose turned through the rotation matrix, where a frontal face's roll changes by
@@ -102,7 +106,7 @@ def rotation_errors(upright: Detection, turned: Detection, theta: float) -> dict
             "pitch_change": abs(turned.pose[1] - upright.pose[1])}
 
 
-def mirror_errors(upright: Detection, mirrored: Detection) -> dict[str, float]:
+def mirror_errors(upright: LabelledFace, mirrored: LabelledFace) -> dict[str, float]:
     """|yaw + yaw'|, |roll + roll'| and |pitch - pitch'| (degrees) of one face."""
     return {"yaw": abs(upright.pose[0] + mirrored.pose[0]),
             "roll": abs(upright.pose[2] + mirrored.pose[2]),
@@ -124,8 +128,8 @@ def constant_mirror_errors(constant: Sequence[float]) -> dict[str, float]:
     return {"yaw": 2 * abs(constant[0]), "roll": 2 * abs(constant[2]), "pitch": 0.0}
 
 
-def follow(references: Sequence[Detection], expected_boxes: np.ndarray,
-           found: Sequence[Detection], iou: float = FOLLOW_IOU) -> list[Detection | None]:
+def follow(references: Sequence[LabelledFace], expected_boxes: np.ndarray,
+           found: Sequence[LabelledFace], iou: float = FOLLOW_IOU) -> list[LabelledFace | None]:
     """For each reference face, the detection on its expected box (IoU >= ``iou``, greedy by
     score), or None where the face was lost."""
     matches = greedy_matches(np.reshape(expected_boxes, (-1, 4)),
@@ -154,8 +158,8 @@ def mirrored_box(box: np.ndarray, width: int) -> np.ndarray:
     return np.array([width - box[2], box[1], width - box[0], box[3]], np.float64)
 
 
-def reference_faces(image: HeldOutImage, found: Sequence[Detection],
-                    min_px: float = REFERENCE_MIN_PX) -> list[tuple[Detection, int]]:
+def reference_faces(image: HeldOutImage, found: Sequence[LabelledFace],
+                    min_px: float = REFERENCE_MIN_PX) -> list[tuple[LabelledFace, int]]:
     """Upright detections on a ground-truth face of at least ``min_px``, with that face's
     index."""
     truth = np.reshape([f.box for f in image.faces], (-1, 4))
@@ -352,17 +356,11 @@ def _pose(pose: Sequence[float]) -> str:
 def open_detector(model_path: Path | str | None = None) -> DetectFn:
     """``detect(image)`` of our model at the default decode settings and the image's own
     size (the images are shrunk beforehand, so upright and turned share one scale)."""
-    from mos_ros.core.postprocess import DecodeSettings
-    from mos_ros.detector import FaceDetector
-    from mos_ros.resources import default_model_path
-
     detector = FaceDetector.open(model_path or default_model_path(),
                                  settings=DecodeSettings(), input_size=None)
 
-    def detect(image: np.ndarray) -> list[Detection]:
-        return [Detection(np.asarray(f.box, np.float64), f.score,
-                          np.asarray(f.landmarks, np.float64), f.pose.as_tuple())
-                for f in detector.detect(image)]
+    def detect(image: np.ndarray) -> list[LabelledFace]:
+        return [LabelledFace.from_face(f) for f in detector.detect(image)]
     return detect
 
 
@@ -371,9 +369,6 @@ def evaluate_consistency(model_path: Path | str | None = None, root: Path | str 
                          detect: DetectFn | None = None,
                          rotations: Sequence[float] = ROTATIONS) -> ConsistencyReport:
     """Every check on the held-out photos (or on ``images``) with our model (or ``detect``)."""
-    from mos_ros.evaluate.real_photos import held_out_set
-    from mos_ros.resources import default_model_path
-
     start = time.perf_counter()
     if images is None:
         images = [image for image in held_out_set(root) if image.name != MOSAIC_NAME]

@@ -30,9 +30,15 @@ import numpy as np
 from mos_ros.core.camera import PinholeCamera
 from mos_ros.core.head3d import (PIXEL_CORNER_TO_CENTRE, fit_translation, head_rotation,
                                  place_head, position_from_box, viewing_rotation)
+from mos_ros.core.image_io import read_image
 from mos_ros.core.nms import iou_matrix
 from mos_ros.core.pose import euler_to_matrix
 from mos_ros.core.types import Face, HeadPose
+from mos_ros.data.sources import photos
+from mos_ros.detector import FaceDetector
+from mos_ros.evaluate.command import Report
+from mos_ros.resources import default_model_path
+from mos_ros.scenes.reface import reachable_rotation, render_projected
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +113,6 @@ def render_head(rng: np.random.Generator, config: Head3DSetConfig, sources: Sequ
                 backgrounds: Sequence[np.ndarray], depth: float) -> RenderedHead:
     """One face of ``sources`` (pairs of FaceSource, photo and mirror) at sellion depth
     ``depth`` metres, posed, sized and placed at random, in perspective."""
-    from mos_ros.scenes.reface import reachable_rotation, render_projected
-
     camera = config.camera
     sellion = _sellion_at(rng, config, depth)
     angles = [rng.uniform(-limit, limit) for limit in
@@ -257,6 +261,7 @@ def plot_depth_errors(figures: dict, path: Path) -> Path:
                   [r["median_depth_error_pct"][name] for r in rows], marker="o", label=name)
     axis.set_xlabel("distance of the face (m)")
     axis.set_ylabel("median depth error (%)")
+    axis.set_yscale("log")  # the constant baseline is tens of times off at the ends
     axis.grid(alpha=0.3)
     axis.legend()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -268,9 +273,7 @@ def plot_depth_errors(figures: dict, path: Path) -> Path:
 
 def heldout_sources_and_backgrounds(root: Path | None = None):
     """Turnable faces of the held-out photos (data engine's bank) and face-free photos."""
-    from mos_ros.core.image_io import read_image
     from mos_ros.data.bank import build_bank
-    from mos_ros.data.sources import photos
 
     bank = build_bank(photos("heldout", root), [])
     backgrounds = [read_image(path) for path in photos("background", root)]
@@ -302,12 +305,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
-def run(args: argparse.Namespace):
+def run(args: argparse.Namespace) -> Report:
     """Run ``mos eval head3d`` and return its report."""
-    from mos_ros.detector import FaceDetector
-    from mos_ros.evaluate.report import Report
-    from mos_ros.resources import default_model_path
-
     detector = FaceDetector.open(args.model or default_model_path("", ""))
     config = Head3DSetConfig(faces_per_distance=args.faces, size_spread=args.size_spread,
                              seed=args.seed)

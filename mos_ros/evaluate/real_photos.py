@@ -33,26 +33,28 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from mos_ros.core.errors import MosError
+from mos_ros.core.image_io import read_image
+from mos_ros.core.labels import LabelledFace
 from mos_ros.core.nms import iou_matrix
+from mos_ros.data.sources import data_root, lfw_crops, photos
+from mos_ros.evaluate.contestants import (
+    CONTESTANTS, MOS_MAX_INPUT_SIZE, TRUTH_TEACHERS, open_contestant)
 from mos_ros.evaluate.metrics import MATCH_IOU, greedy_matches, nme
 from mos_ros.evaluate.pose import ANGLES, evaluate_pose
 from mos_ros.evaluate.widerface_io import EvaluationDataError
+from mos_ros.resources import default_model_path
 
 log = logging.getLogger(__name__)
 
 #: Scales of each held-out photo (1 = as shipped).
 SCALES: tuple[float, ...] = (1.0, 0.5, 0.25)
-#: Teachers whose consensus is the photo ground truth, and the votes a face needs.
-TRUTH_TEACHERS: tuple[str, ...] = ("yuface", "centerface", "blazeface")
 TRUTH_MIN_VOTES = 2
 #: Ground-truth boxes with a long side under this (px) count in the small-face recall.
 SMALL_FACE_PX = 40.0
@@ -66,63 +68,12 @@ MOSAIC_NAME = "lfw_heldout_mosaic"
 MOSAIC_GREY = 128
 MOSAIC_COLUMNS = 10
 MOSAIC_GAP = 25
-#: Our model's network input: as the nodes and ``mos detect`` feed it, a long side of at most
-#: the detector's default (640) — larger photos are shrunk, like the teachers shrink theirs
-#: (YuNet to 960, CenterFace to 1280) — but a smaller image is never enlarged (the default
-#: would enlarge a 0.25-scale photo 2-5 times), so the downscaled photos really show it small
-#: faces.
-MOS_MAX_INPUT_SIZE = 640
 #: Drawn images with a shorter long side are enlarged (nearest neighbour) to at least this.
 DRAW_MIN_SIDE = 900
 
 
-class RealPhotoError(MosError, RuntimeError):
-    """The real-photo evaluation cannot run: a contestant or a cache is unusable."""
-
-
 # --------------------------------------------------------------------------------------------
 # What is compared
-
-
-@dataclass(frozen=True)
-class TruthFace:
-    """A ground-truth face in image pixels; ``landmarks`` (5, 2) and ``pose`` (yaw, pitch,
-    roll degrees) are None where the labeller gave none."""
-
-    box: np.ndarray
-    landmarks: np.ndarray | None = None
-    pose: tuple[float, float, float] | None = None
-
-    @property
-    def long_side(self) -> float:
-        """The box's longer side in pixels: what decides the small-face column."""
-        return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
-
-    def scaled(self, factor: float) -> TruthFace:
-        """The same face in an image resized by ``factor`` (pose does not change)."""
-        points = None if self.landmarks is None else self.landmarks * factor
-        return TruthFace(self.box * factor, points, self.pose)
-
-    def moved(self, offset: Sequence[float]) -> TruthFace:
-        """The same face shifted by ``offset`` (x, y) pixels."""
-        shift = np.asarray(offset, np.float64)
-        points = None if self.landmarks is None else self.landmarks + shift
-        return TruthFace(self.box + np.tile(shift, 2), points, self.pose)
-
-    def to_dict(self) -> dict:
-        """JSON-able form (pixels, degrees; None where absent)."""
-        return {"box": [float(v) for v in self.box],
-                "landmarks": None if self.landmarks is None else self.landmarks.tolist(),
-                "pose": None if self.pose is None else [float(v) for v in self.pose]}
-
-    @classmethod
-    def from_dict(cls, data: Mapping) -> TruthFace:
-        """Inverse of :meth:`to_dict`."""
-        points = data.get("landmarks")
-        pose = data.get("pose")
-        return cls(np.asarray(data["box"], np.float64).reshape(4),
-                   None if points is None else np.asarray(points, np.float64).reshape(5, 2),
-                   None if pose is None else tuple(float(v) for v in pose))
 
 
 @dataclass(frozen=True)
@@ -131,18 +82,7 @@ class HeldOutImage:
 
     name: str
     image: np.ndarray = field(repr=False)
-    faces: tuple[TruthFace, ...]
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One contestant's face in the project's box convention; landmarks and pose are None
-    where the contestant gives none."""
-
-    box: np.ndarray
-    score: float
-    landmarks: np.ndarray | None = None
-    pose: tuple[float, float, float] | None = None
+    faces: tuple[LabelledFace, ...]
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,7 +152,7 @@ class Score:
                 "pose_faces": len(self.poses)}
 
 
-def score_detections(truth: Sequence[TruthFace], detections: Sequence[Detection],
+def score_detections(truth: Sequence[LabelledFace], detections: Sequence[LabelledFace],
                      match_iou: float = MATCH_IOU, misplaced_iou: float = MISPLACED_IOU,
                      small_px: float = SMALL_FACE_PX) -> Score:
     """Score one image's detections against its ground truth (rules: module docstring)."""
@@ -248,9 +188,6 @@ def held_out_set(root: Path | str | None = None,
     The labels are read from ``truth_path`` (default ``<data root>/heldout_truth.json``), or
     computed by the teachers and written there when it is missing or stale.
     """
-    from mos_ros.core.image_io import read_image
-    from mos_ros.data.sources import data_root, lfw_crops, photos
-
     paths = photos("heldout", root)
     crops = lfw_crops("heldout", root)
     cache = Path(truth_path) if truth_path else data_root(root) / TRUTH_FILE
@@ -271,8 +208,8 @@ def _photo_name(path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
-def _faces(records: Sequence[Mapping]) -> tuple[TruthFace, ...]:
-    return tuple(TruthFace.from_dict(r) for r in records)
+def _faces(records: Sequence[Mapping]) -> tuple[LabelledFace, ...]:
+    return tuple(LabelledFace.from_dict(r) for r in records)
 
 
 def _cached_truth(path: Path, photo_names: Sequence[str], crop_count: int) -> dict | None:
@@ -295,7 +232,6 @@ def _cached_truth(path: Path, photo_names: Sequence[str], crop_count: int) -> di
 def _label_truth(paths: Sequence[Path], face_crops: np.ndarray) -> dict:
     """Teacher consensus of each full-resolution photo and FaceMesh labels of each LFW face
     crop (None where it cannot be fitted), as JSON-able records."""
-    from mos_ros.core.image_io import read_image
     from mos_ros.data.bank import tiny_faces
     from mos_ros.data.teachers import consensus, open_teacher
 
@@ -304,20 +240,20 @@ def _label_truth(paths: Sequence[Path], face_crops: np.ndarray) -> dict:
     for path in paths:
         agreed = consensus(read_image(path), teachers, min_votes=TRUTH_MIN_VOTES)
         labelled[_photo_name(path)] = [
-            TruthFace(np.asarray(f.box, np.float64), None if f.landmarks is None
-                      else np.asarray(f.landmarks, np.float64), f.pose).to_dict()
+            LabelledFace(np.asarray(f.box, np.float64), None if f.landmarks is None
+                         else np.asarray(f.landmarks, np.float64), f.pose).to_dict()
             for f in agreed]
     lfw = []
     for crop in face_crops:
         fitted = tiny_faces(crop[None])
-        lfw.append(TruthFace(np.asarray(fitted[0].box, np.float64),
-                             np.asarray(fitted[0].landmarks, np.float64),
-                             fitted[0].pose).to_dict() if fitted else None)
+        lfw.append(LabelledFace(np.asarray(fitted[0].box, np.float64),
+                                np.asarray(fitted[0].landmarks, np.float64),
+                                fitted[0].pose).to_dict() if fitted else None)
     return {"version": TRUTH_VERSION, "teachers": list(TRUTH_TEACHERS),
             "min_votes": TRUTH_MIN_VOTES, "photos": labelled, "lfw_faces": lfw}
 
 
-def _scaled_images(image: np.ndarray, name: str, faces: tuple[TruthFace, ...]
+def _scaled_images(image: np.ndarray, name: str, faces: tuple[LabelledFace, ...]
                    ) -> list[HeldOutImage]:
     """``image`` at each of :data:`SCALES`, its full-resolution labels scaled alike."""
     height, width = image.shape[:2]
@@ -327,8 +263,7 @@ def _scaled_images(image: np.ndarray, name: str, faces: tuple[TruthFace, ...]
         small = image if scale == 1.0 else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         factor = np.array([size[0] / width, size[1] / height] * 2)
         scaled.append(HeldOutImage(f"{name}@{scale:g}", small, tuple(
-            TruthFace(f.box * factor, None if f.landmarks is None else f.landmarks * factor[:2],
-                      f.pose) for f in faces)))
+            f.scaled(factor) for f in faces)))
     return scaled
 
 
@@ -336,7 +271,7 @@ def _mosaic(crops: tuple[np.ndarray, np.ndarray], labels: Sequence[Mapping | Non
             ) -> HeldOutImage:
     """Face crops that have labels, then the non-face crops, tiled on grey in rows."""
     faces, non_faces = crops
-    tiles = [(crop, TruthFace.from_dict(label)) for crop, label in zip(faces, labels) if label]
+    tiles = [(crop, LabelledFace.from_dict(label)) for crop, label in zip(faces, labels) if label]
     tiles += [(crop, None) for crop in non_faces]
     side = faces.shape[1] + MOSAIC_GAP
     rows = -(-len(tiles) // MOSAIC_COLUMNS)
@@ -353,63 +288,6 @@ def _mosaic(crops: tuple[np.ndarray, np.ndarray], labels: Sequence[Mapping | Non
 
 
 # --------------------------------------------------------------------------------------------
-# Contestants
-
-DetectFn = Callable[[np.ndarray], list[Detection]]
-
-
-def _open_mos(model_path: Path | str | None) -> DetectFn:
-    """Our model at the default decode settings, each image at its own size up to a long
-    side of :data:`MOS_MAX_INPUT_SIZE`."""
-    from mos_ros.core.postprocess import DecodeSettings
-    from mos_ros.detector import FaceDetector
-    from mos_ros.resources import default_model_path
-
-    path = model_path or default_model_path()
-    native = FaceDetector.open(path, settings=DecodeSettings(), input_size=None)
-    shrunk = FaceDetector.open(path, settings=DecodeSettings(), input_size=MOS_MAX_INPUT_SIZE)
-
-    def detect(image: np.ndarray) -> list[Detection]:
-        detector = shrunk if max(image.shape[:2]) > MOS_MAX_INPUT_SIZE else native
-        return [Detection(np.asarray(f.box, np.float64), f.score,
-                          np.asarray(f.landmarks, np.float64),
-                          (f.pose.yaw, f.pose.pitch, f.pose.roll))
-                for f in detector.detect(image)]
-    return detect
-
-
-def _open_teacher(name: str, model_path: Path | str | None = None) -> DetectFn:
-    """A teacher with its boxes converted to the mesh-extent convention; no pose."""
-    from mos_ros.data.teachers import open_teacher, to_mesh_box
-
-    try:
-        teacher = open_teacher(name)
-    except ImportError as exc:
-        raise RealPhotoError(f"contestant {name!r} cannot run: {exc} (install the data "
-                             "engine's teachers, see .ci/setup.sh)") from None
-
-    def detect(image: np.ndarray) -> list[Detection]:
-        return [Detection(to_mesh_box(f), f.score, None if f.landmarks is None
-                          else np.asarray(f.landmarks, np.float64))
-                for f in teacher.detect(image)]
-    return detect
-
-
-#: Contestant name -> opener taking the model path (used by "mos" only).
-CONTESTANTS: dict[str, Callable[[Path | str | None], DetectFn]] = {
-    "mos": _open_mos,
-    **{name: partial(_open_teacher, name) for name in TRUTH_TEACHERS},
-}
-
-
-def open_contestant(name: str, model_path: Path | str | None = None) -> DetectFn:
-    """The ``detect(image)`` of contestant ``name``; unknown names are refused by name."""
-    if name not in CONTESTANTS:
-        raise ValueError(f"unknown contestant {name!r}; known: {', '.join(CONTESTANTS)}")
-    return CONTESTANTS[name](model_path)
-
-
-# --------------------------------------------------------------------------------------------
 # Running and reporting
 
 
@@ -418,7 +296,7 @@ class ContestantResult:
     """One contestant's detections and score on each image, and the seconds it took."""
 
     name: str
-    detections: tuple[tuple[Detection, ...], ...]
+    detections: tuple[tuple[LabelledFace, ...], ...]
     scores: tuple[Score, ...]
     seconds: float
 
@@ -523,8 +401,6 @@ def evaluate_real_photos(model_path: Path | str | None = None,
                          contestants: Sequence[str] = tuple(CONTESTANTS),
                          images: Sequence[HeldOutImage] | None = None) -> RealPhotoReport:
     """Every contestant on the held-out set (or on ``images``): a :class:`RealPhotoReport`."""
-    from mos_ros.resources import default_model_path
-
     start = time.perf_counter()
     images = tuple(held_out_set(root) if images is None else images)
     model = Path(model_path or default_model_path())
@@ -532,7 +408,7 @@ def evaluate_real_photos(model_path: Path | str | None = None,
     return RealPhotoReport(images, results, str(model), time.perf_counter() - start)
 
 
-def draw_image(image: HeldOutImage, detections: Sequence[Detection]) -> np.ndarray:
+def draw_image(image: HeldOutImage, detections: Sequence[LabelledFace]) -> np.ndarray:
     """``image`` with its ground truth in green and ``detections`` in red (BGR), enlarged
     so small images stay readable."""
     zoom = max(1, int(np.ceil(DRAW_MIN_SIDE / max(image.image.shape[:2]))))

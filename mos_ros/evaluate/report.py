@@ -10,12 +10,11 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from mos_ros.core.errors import MosError
+from mos_ros.evaluate.command import EvalCommand, Report
 from mos_ros.evaluate import head3d, tables
 from mos_ros.evaluate.landmarks import CED_THRESHOLD, evaluate_landmarks
 from mos_ros.evaluate.pose import ANGLES, POSE_LIMIT_DEG, evaluate_pose
@@ -25,24 +24,6 @@ from mos_ros.evaluate.widerface_io import load_ground_truth, read_predictions
 log = logging.getLogger(__name__)
 #: Score threshold for writing WIDER predictions: low, so the PR curve reaches high recall.
 WIDER_SCORE_THRESHOLD = 0.02
-
-
-@dataclass(frozen=True)
-class Report:
-    """What an evaluation produced: the table lines, the JSON figures and the plots written."""
-
-    table: list[str]
-    figures: dict
-    plots: list[Path]
-
-
-@dataclass(frozen=True)
-class EvalCommand:
-    """An evaluation: its help line, how to add its arguments, and what it runs."""
-
-    help: str
-    configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], Report]
 
 
 # --- WIDER FACE ---------------------------------------------------------------------------

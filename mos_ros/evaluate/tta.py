@@ -13,20 +13,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from mos_ros.core.image_io import to_bgr
+from mos_ros.core.labels import MIRRORED_LANDMARK_ORDER
+from mos_ros.core.pose import mirror_poses
 from mos_ros.core.postprocess import Candidates, decode_candidates, select_faces
 from mos_ros.core.preprocess import SIZE_MULTIPLE, prepare
 from mos_ros.core.types import Face
+from mos_ros.core.validation import Rule, Validated
 from mos_ros.detector import FaceDetector
-
-#: Landmark order after a mirror: image-left and image-right points trade places
-#: (left eye <-> right eye, nose stays, left mouth corner <-> right mouth corner).
-MIRRORED_LANDMARKS = np.array([1, 0, 2, 4, 3])
-#: Angles (yaw, pitch, roll) that change sign under a horizontal mirror.
-MIRROR_ANGLE_SIGNS = np.array([-1.0, 1.0, -1.0])
 
 
 @dataclass(frozen=True)
-class TTASettings:
+class TTASettings(Validated):
     """Which passes to run: image scale factors, with or without a mirrored copy of each."""
 
     #: Network input long side = image long side x scale (so 1.0 is the original size).
@@ -35,21 +32,20 @@ class TTASettings:
     #: Largest network input side; bigger scales are capped to it (memory bound).
     max_side: int = 2560
 
-    def __post_init__(self) -> None:
-        """Reject empty or non-positive scales and a cap below one network stride."""
-        if not self.scales or any(s <= 0 for s in self.scales):
-            raise ValueError(f"scales must be positive and not empty, got {self.scales}")
-        if self.max_side < SIZE_MULTIPLE:
-            raise ValueError(f"max_side must be at least {SIZE_MULTIPLE}, got {self.max_side}")
+    def rules(self) -> list[Rule]:
+        """Scales positive and not empty; the cap at least one network stride."""
+        return [("scales", bool(self.scales) and all(s > 0 for s in self.scales),
+                 "positive and not empty"),
+                ("max_side", self.max_side >= SIZE_MULTIPLE, f">= {SIZE_MULTIPLE}")]
 
 
 def mirror_candidates(found: Candidates, image_width: int) -> Candidates:
     """Candidates found in a horizontally mirrored image, expressed in the original image."""
     boxes = found.boxes.copy()
     boxes[:, [0, 2]] = image_width - found.boxes[:, [2, 0]]
-    landmarks = found.landmarks[:, MIRRORED_LANDMARKS].copy()
+    landmarks = found.landmarks[:, list(MIRRORED_LANDMARK_ORDER)].copy()
     landmarks[..., 0] = image_width - landmarks[..., 0]
-    return Candidates(boxes, found.scores.copy(), landmarks, found.angles * MIRROR_ANGLE_SIGNS)
+    return Candidates(boxes, found.scores.copy(), landmarks, mirror_poses(found.angles))
 
 
 def pass_long_sides(image_hw: tuple[int, int], tta: TTASettings) -> list[int]:

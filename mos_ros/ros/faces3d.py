@@ -10,8 +10,8 @@ node received and turns placed heads into messages:
 * :func:`set_positions`: the heads' positions (and orientations) into a FaceArray's faces;
   :func:`copy_positions` carries them on, e.g. to tracked faces.
 * :func:`face_transforms`: a ``face_<track_id>`` frame per tracked face, child of the image's
-  optical frame at the image stamp (ROS4HRI's naming), for ``/tf``. Frames of faces that left
-  are simply no longer sent.
+  optical frame at the image stamp (ROS4HRI's naming); :class:`TransformPublisher` sends them
+  on ``/tf``. Frames of faces that left are simply no longer sent.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from geometry_msgs.msg import Point, Pose, PoseArray, Quaternion, TransformStamped
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import Header
+from tf2_msgs.msg import TFMessage
 
 from mos_ros.core.camera import CameraError, PinholeCamera
 from mos_ros.core.head3d import Head3D, place_heads
@@ -31,6 +32,8 @@ FACE_FRAME_PREFIX = "face_"
 DIAGNOSTICS_KEY = "head poses"
 NO_CAMERA_INFO = "not published: no camera_info received"
 PUBLISHING = "published"
+#: Depth of the /tf publisher (tf2's own broadcasters use 100).
+TF_DEPTH = 100
 
 
 class HeadPlacer:
@@ -127,3 +130,15 @@ def face_transforms(header: Header, tracked: Sequence) -> list[TransformStamped]
         transform.transform.rotation = face.orientation
         transforms.append(transform)
     return transforms
+
+
+class TransformPublisher:
+    """Sends transforms on ``/tf`` (tf2_msgs/TFMessage) as a tf2 broadcaster does."""
+
+    def __init__(self, node) -> None:
+        self._publisher = node.create_publisher(TFMessage, "/tf", TF_DEPTH)
+
+    def send(self, transforms: Sequence[TransformStamped]) -> None:
+        """Publish ``transforms`` as one message; nothing when there are none."""
+        if transforms:
+            self._publisher.publish(TFMessage(transforms=list(transforms)))

@@ -4,7 +4,8 @@ Subscribes to the detector's ``faces`` and to the ``image`` they were found in, 
 by header stamp in a bounded cache (:mod:`mos_ros.core.stamp_cache`) and hands each pair to
 :class:`mos_ros.core.selection.FaceSelector`. ``faces/tracked`` gets every tracked face with
 its id and quality; ``faces/selected`` a SelectedFace, with the aligned 112x112 crop, whenever
-a track's best shot is due. Faces whose image never arrives and unusable faces are counted.
+a track's best shot is due; ``/tf`` a ``face_<track_id>`` frame per tracked face placed in 3-D
+by the detector. Faces whose image never arrives and unusable faces are counted.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from mos_ros.core.selection import FaceSelector, SelectedShot
 from mos_ros.core.stamp_cache import NS_PER_S, StampCache, StampSeconds, stamp_ns
 from mos_ros.core.types import Face
 from mos_ros.msg import FaceArray, SelectedFace
-from mos_ros.ros import convert, selector_params
+from mos_ros.ros import convert, faces3d, selector_params
 from mos_ros.ros.params import declare
 from mos_ros.ros.detector_node import DIAGNOSTICS_PERIOD_S, OUTPUT_DEPTH, QOS_OVERRIDES
 from mos_ros.ros.stats import MS_PER_S, FrameStats, RateMeter
@@ -78,6 +79,7 @@ class SelectorNode(Node):
         self._pubs = {"selected": pub(SelectedFace, "faces/selected", OUTPUT_DEPTH),
                       "tracked": pub(FaceArray, "faces/tracked", OUTPUT_DEPTH),
                       "diagnostics": pub(DiagnosticArray, "/diagnostics", OUTPUT_DEPTH)}
+        self.transforms = faces3d.TransformPublisher(self)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
         self.add_on_set_parameters_callback(self._validate)
         self._post_set = hasattr(self, "add_post_set_parameters_callback")  # Iron and newer
@@ -127,8 +129,10 @@ class SelectorNode(Node):
         header, (height, width) = image_msg.header, image.shape[:2]
         tracked = [_face_msg(t.face, t.track_id, t.terms.total if t.terms else -1.0)
                    for t in result.tracked]
+        faces3d.copy_positions(tracked, [faces_msg.faces[t.index] for t in result.tracked])
         self._pubs["tracked"].publish(FaceArray(header=header, image_width=width,
                                                 image_height=height, faces=tracked))
+        self.transforms.send(faces3d.face_transforms(header, tracked))
         for shot in result.selected:
             self._pubs["selected"].publish(self._selected_msg(shot, header.frame_id))
         self.selected += len(result.selected)

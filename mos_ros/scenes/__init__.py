@@ -1,2 +1,3 @@
 """Scenes with labels known by construction: procedural faces, re-posed photo faces, small
-crops, on procedural or photo backgrounds, and the writer of labelled sets."""
+crops, on procedural or photo backgrounds, with unlabelled hands as negatives and whole scenes
+turned in-plane with their labels; and the writer of labelled sets."""

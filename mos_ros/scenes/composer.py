@@ -20,20 +20,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mos_ros.core.label_file import (
-    IMAGES_DIR_NAME, LABEL_FILE, LabelledImage, write_label_file)
+from mos_ros.core.label_file import LABEL_FILE, LabelledImage, write_label_file
 from mos_ros.core.labels import MIRRORED_LANDMARK_ORDER, FaceLabels
-from mos_ros.core.pose import euler_to_matrix
+from mos_ros.core.pose import euler_to_matrix, mirror_pose
 from mos_ros.scenes.backgrounds import render_background
 from mos_ros.scenes.config import SceneConfig
+from mos_ros.scenes.hands import free_hand, hand_near_face
 from mos_ros.scenes.photometric import photometric
 from mos_ros.scenes.procedural import draw_procedural_face
-from mos_ros.scenes.reface import FaceSource, reachable_rotation, render_face
+from mos_ros.scenes.reface import FaceSource, reachable_rotation, render_face, turn_angle_deg
+from mos_ros.scenes.rotation import rotate_scene, sample_turn, visible_fraction
 from mos_ros.scenes.sampling import overlap_fraction, sample_pose, seeded_rng
+from mos_ros.scenes.writer import write_scene
 
 LOG = logging.getLogger(__name__)
 BANK_FILE = "bank.pkl"
-_JPEG_QUALITY = 92
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,11 @@ class _Faces:
     poses: list = field(default_factory=list)
     has_landmarks: list = field(default_factory=list)
     has_pose: list = field(default_factory=list)
+    #: Mesh points of each face where known (rendered photo faces), else None.
+    outlines: list = field(default_factory=list)
 
-    def add(self, box, landmarks=None, pose=None) -> None:
+    def add(self, box, landmarks=None, pose=None, outline=None) -> None:
+        self.outlines.append(outline)
         self.boxes.append(np.asarray(box, np.float32))
         self.landmarks.append(np.zeros((5, 2), np.float32) if landmarks is None
                               else np.asarray(landmarks, np.float32))
@@ -137,21 +141,14 @@ def _photo_scene(rng: np.random.Generator, config: SceneConfig, photo: PhotoFace
     image, scale, corner = _photo_crop(rng, photo.image, config.width, config.height,
                                        (1.0, 1.15))
     labels = photo.labels
-    size = np.float32([config.width, config.height])
     for i in range(len(labels)):
         box = (labels.boxes[i].reshape(2, 2) - corner) * scale
-        if _visible_fraction(box.reshape(4), size) < config.min_visible:
+        if visible_fraction(box.reshape(4), config.width, config.height) < config.min_visible:
             continue
         landmarks = (labels.landmarks[i] - corner) * scale if labels.has_landmarks[i] else None
         pose = labels.poses[i] if labels.has_pose[i] else None
         faces.add(box.reshape(4), landmarks, pose)
     return image
-
-
-def _visible_fraction(box: np.ndarray, size: np.ndarray) -> float:
-    inside = np.clip(box.reshape(2, 2), 0, size)
-    area = max(float(np.prod(box[2:] - box[:2])), 1e-6)
-    return float(np.prod(np.clip(inside[1] - inside[0], 0, None))) / area
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,7 +163,7 @@ def _free_centre(rng: np.random.Generator, config: SceneConfig, face_px: float,
         centre = rng.uniform(-0.2, 1.2, 2).astype(np.float32) * size
         head = np.concatenate([centre - 0.8 * face_px, centre + 0.8 * face_px])
         box = np.concatenate([centre - face_px / 2, centre + face_px / 2])
-        if (_visible_fraction(box, size) >= config.min_visible + 0.1
+        if (visible_fraction(box, config.width, config.height) >= config.min_visible + 0.1
                 and overlap_fraction(head, placed) <= config.max_overlap):
             return centre
     return None
@@ -207,11 +204,20 @@ def _match_colour(patch: np.ndarray, alpha: np.ndarray, region: np.ndarray,
 def _draw_real_face(image: np.ndarray, rng: np.random.Generator, config: SceneConfig,
                     bank: FaceBank, face_px: float, centre: np.ndarray, faces: _Faces) -> None:
     sources = bank.faces[rng.integers(len(bank.faces))]
-    source, rotation = reachable_rotation(sources, euler_to_matrix(*sample_pose(rng, config)),
-                                          config.max_turn_deg)
+    pose = sample_pose(rng, config)
+    wanted = euler_to_matrix(*pose)
+    source, rotation = reachable_rotation(sources, wanted, config.max_turn_deg,
+                                          config.turn_in_plane_free)
+    if config.procedural_beyond_deg and (turn_angle_deg(rotation, wanted)
+                                         > config.procedural_beyond_deg):
+        box, landmarks = draw_procedural_face(image, rng, config.procedural, pose, face_px,
+                                              centre)
+        faces.add(box, landmarks, pose)
+        return
     rendered = render_face(source, rotation, face_px)
     offset = _paste(image, rendered, centre, rng, config)
-    faces.add(rendered.box + np.tile(offset, 2), rendered.landmarks + offset, rendered.pose)
+    faces.add(rendered.box + np.tile(offset, 2), rendered.landmarks + offset, rendered.pose,
+              rendered.outline + offset)
 
 
 def _draw_tiny_face(image: np.ndarray, rng: np.random.Generator, tiny: TinyFace,
@@ -225,7 +231,7 @@ def _draw_tiny_face(image: np.ndarray, rng: np.random.Generator, tiny: TinyFace,
         box = np.float32([width - box[2], box[1], width - box[0], box[3]])
         landmarks = np.stack([width - landmarks[:, 0], landmarks[:, 1]], axis=1)
         landmarks = landmarks[list(MIRRORED_LANDMARK_ORDER)]
-        yaw, roll = -yaw, -roll
+        yaw, pitch, roll = mirror_pose(yaw, pitch, roll).as_tuple()
     scale = face_px / float(np.ptp(box.reshape(2, 2), axis=0).max())
     shift = np.asarray(centre, np.float32) - (box[:2] + box[2:]) / 2 * scale
     matrix = np.float32([[scale, 0, shift[0]], [0, scale, shift[1]]])
@@ -291,10 +297,21 @@ def compose(rng: np.random.Generator, config: SceneConfig, bank: FaceBank
             _draw_real_face(image, rng, config, bank, float(face_px), centre, faces)
         if rng.random() < config.occlusion_probability:
             _occlude(image, rng, faces.boxes[-1])
+        # Settings at 0 draw no random number, so older sets render as they did.
+        if config.hand_probability and rng.random() < config.hand_probability:
+            hand_near_face(image, rng, faces.boxes[-1], config.hands, placed)
         placed.append(faces.boxes[-1])
+    if config.free_hand_probability and rng.random() < config.free_hand_probability:
+        free_hand(image, rng, float(np.median(sizes)) if count else 60.0, config.hands,
+                  faces.boxes)
+    labels = faces.labels()
+    if config.scene_turn_probability and rng.random() < config.scene_turn_probability:
+        theta = sample_turn(rng, config.scene_turn_deg, config.scene_turn_max_deg,
+                            config.scene_turn_wide_share)
+        image, labels = rotate_scene(image, labels, theta, faces.outlines, config.min_visible)
     if rng.random() < config.augment_probability:
         image = photometric(image, rng, config.photometric)
-    return image, faces.labels()
+    return image, labels
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,14 +345,9 @@ def _start_worker(bank_path: str, config: SceneConfig, out_dir: str, seed: int) 
 
 
 def _render_and_write(index: int) -> LabelledImage:
-    config, out_dir = _WORKER["config"], _WORKER["out_dir"]
-    image, labels = compose(seeded_rng(_WORKER["seed"], index), config, _WORKER["bank"])
-    relative = f"{index // 1000:04d}/{index:07d}.jpg"
-    path = out_dir / IMAGES_DIR_NAME / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY]):
-        raise OSError(f"could not write scene image {path}")
-    return LabelledImage(relative, labels)
+    image, labels = compose(seeded_rng(_WORKER["seed"], index), _WORKER["config"],
+                            _WORKER["bank"])
+    return write_scene(_WORKER["out_dir"], index, image, labels)
 
 
 def write_scene_set(out_dir: str | Path, count: int, seed: int, bank_path: str | Path,

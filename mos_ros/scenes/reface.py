@@ -25,7 +25,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 from mos_ros.core.align import fit_similarity
-from mos_ros.core.pose import euler_to_matrix, matrix_to_euler
+from mos_ros.core.pose import euler_to_matrix, matrix_to_euler, split_in_plane, turn_in_plane
 from mos_ros.scenes.face_mesh import LANDMARK_GROUPS, load_face_mesh
 
 #: Head anchor rings: (spread of the face outline about its centre, depth pushed back in cm).
@@ -199,17 +199,33 @@ def turn_angle_deg(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
 
 
-def reachable_rotation(sources: tuple[FaceSource, ...], wanted: np.ndarray, max_turn_deg: float
-                       ) -> tuple[FaceSource, np.ndarray]:
+def reachable_rotation(sources: tuple[FaceSource, ...], wanted: np.ndarray, max_turn_deg: float,
+                       free_in_plane: bool = False) -> tuple[FaceSource, np.ndarray]:
     """The source copy nearest ``wanted`` and the rotation at most ``max_turn_deg`` from it
-    on the way to ``wanted``."""
-    source = min(sources, key=lambda s: turn_angle_deg(s.rotation, wanted))
-    angle = turn_angle_deg(source.rotation, wanted)
+    on the way to ``wanted``.
+
+    With ``free_in_plane`` the part of the turn about the optical axis does not count: it
+    only spins the projected shell in the image, which shows no texture the photo lacks. The
+    wanted rotation is split into that image turn and a rest nearest the source
+    (:func:`~mos_ros.core.pose.split_in_plane`); only the rest is limited, and the image turn
+    is put back in full.
+    """
+    wanted = np.asarray(wanted, np.float64)
+    if not free_in_plane:
+        source = min(sources, key=lambda s: turn_angle_deg(s.rotation, wanted))
+        return source, _towards(source.rotation, wanted, max_turn_deg)
+    splits = [(s, *split_in_plane(wanted, s.rotation)) for s in sources]
+    source, theta, rest = min(splits, key=lambda item: turn_angle_deg(item[0].rotation, item[2]))
+    return source, turn_in_plane(_towards(source.rotation, rest, max_turn_deg), theta)
+
+
+def _towards(start: np.ndarray, end: np.ndarray, max_turn_deg: float) -> np.ndarray:
+    """``end``, or the rotation ``max_turn_deg`` from ``start`` on the way to it."""
+    angle = turn_angle_deg(start, end)
     if angle <= max_turn_deg:
-        return source, np.asarray(wanted, np.float64)
-    ends = Rotation.from_matrix(np.stack([source.rotation, wanted]))
-    fraction = max_turn_deg / angle
-    return source, Slerp([0.0, 1.0], ends)([fraction]).as_matrix()[0]
+        return end
+    ends = Rotation.from_matrix(np.stack([start, end]))
+    return Slerp([0.0, 1.0], ends)([max_turn_deg / angle]).as_matrix()[0]
 
 
 @dataclass(frozen=True)
@@ -226,6 +242,8 @@ class RenderedFace:
     landmarks: np.ndarray
     pose: tuple[float, float, float]
     offset: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
+    #: The 468 projected mesh points in patch pixels: their extent is ``box``.
+    outline: np.ndarray | None = None
 
 
 def render_face(source: FaceSource, rotation: np.ndarray, face_px: float) -> RenderedFace:
@@ -262,7 +280,8 @@ def render_projected(source: FaceSource, image_points: np.ndarray, depth: np.nda
     return RenderedFace(patch=premultiplied.astype(np.float32), alpha=alpha.astype(np.float32),
                         box=box.astype(np.float32), landmarks=landmarks.astype(np.float32),
                         pose=(pose.yaw, pose.pitch, pose.roll),
-                        offset=(origin / supersampling).astype(np.float32))
+                        offset=(origin / supersampling).astype(np.float32),
+                        outline=labels_points.astype(np.float32))
 
 
 def _paint_triangles(points: np.ndarray, depth: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

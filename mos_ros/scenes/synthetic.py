@@ -23,11 +23,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from mos_ros.core.label_file import (
-    IMAGES_DIR_NAME, LABEL_FILE, LabelledImage, write_label_file)
+from mos_ros.core.label_file import LABEL_FILE, LabelledImage, write_label_file
 from mos_ros.core.labels import FaceLabels
 from mos_ros.scenes.backgrounds import render_background
 from mos_ros.scenes.config import SyntheticConfig
@@ -35,6 +33,7 @@ from mos_ros.scenes.photometric import photometric
 from mos_ros.scenes.procedural import (
     FaceGeometry, draw_face_patch, pose_face, random_albedo, random_look)
 from mos_ros.scenes.sampling import overlap_fraction, sample_pose, seeded_rng
+from mos_ros.scenes.writer import write_scene
 
 LOG = logging.getLogger(__name__)
 #: Reach of head/hair around and of the neck below a face box, in face sizes (placement).
@@ -114,18 +113,10 @@ def render_scene(rng: np.random.Generator, config: SyntheticConfig
 # Writing a set to disk
 
 
-_JPEG_QUALITY = 95
-
-
 def _render_and_write(args: tuple[Path, int, int, SyntheticConfig]) -> LabelledImage:
     out_dir, seed, index, config = args
     scene = compose_scene(seeded_rng(seed, index), config)
-    relative = f"{index // 1000:04d}/{index:07d}.jpg"
-    path = out_dir / IMAGES_DIR_NAME / relative
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), scene.image, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY]):
-        raise OSError(f"could not write synthetic image {path}")
-    return LabelledImage(relative, scene.labels)
+    return write_scene(out_dir, index, scene.image, scene.labels)
 
 
 def write_synthetic_set(out_dir: str | Path, count: int, seed: int,

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from mos_ros.core.labels import MIRRORED_LANDMARK_ORDER, FaceLabels
+from mos_ros.core.pose import mirror_poses
 
 
 def flip_horizontal(image: np.ndarray, labels: FaceLabels) -> tuple[np.ndarray, FaceLabels]:
@@ -27,7 +28,7 @@ def flip_horizontal(image: np.ndarray, labels: FaceLabels) -> tuple[np.ndarray, 
     boxes[:, [0, 2]] = width - labels.boxes[:, [2, 0]]
     landmarks = labels.landmarks[:, list(MIRRORED_LANDMARK_ORDER)].copy()
     landmarks[..., 0] = width - landmarks[..., 0]
-    poses = labels.poses * np.array([-1.0, 1.0, -1.0], dtype=np.float32)
+    poses = mirror_poses(labels.poses)
     flipped = replace(labels, boxes=boxes, landmarks=landmarks, poses=poses)
     return np.ascontiguousarray(image[:, ::-1]), flipped
 

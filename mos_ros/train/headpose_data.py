@@ -41,6 +41,7 @@ import scipy.io
 
 from mos_ros.core.image_io import read_image
 from mos_ros.core.labels import FaceLabels
+from mos_ros.core.validation import Rule, Validated
 from mos_ros.train.dataset import shuffled_position
 
 LOG = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ _MIX_TAG = 7_301
 
 
 @dataclass(frozen=True)
-class HeadPoseLabelConfig:
+class HeadPoseLabelConfig(Validated):
     """How labels are derived from a ``.mat`` file."""
 
     #: Angles (degrees) beyond which a face has no pose label.
@@ -68,11 +69,10 @@ class HeadPoseLabelConfig:
     #: Growth of the landmark rectangle on each side, as a fraction of its width / height.
     box_margin: float = 0.0
 
-    def __post_init__(self) -> None:
-        """Limits must be positive, margins non-negative."""
-        if self.max_abs_angle_deg <= 0 or self.box_margin < 0:
-            raise ValueError(f"head-pose labels need max_abs_angle_deg > 0 and box_margin >= 0,"
-                             f" got {self.max_abs_angle_deg} and {self.box_margin}")
+    def rules(self) -> list[Rule]:
+        """The angle limit is positive, the box margin non-negative."""
+        return [("max_abs_angle_deg", self.max_abs_angle_deg > 0, "> 0"),
+                ("box_margin", self.box_margin >= 0, ">= 0")]
 
 
 def pose_from_pose_para(pose_para: np.ndarray) -> np.ndarray:

@@ -26,13 +26,16 @@ from torch import Tensor, nn
 
 from mos_ros.core.config import PoseBins
 from mos_ros.core.pose import bin_centres
+from mos_ros.core.validation import Rule, Validated
 from mos_ros.train.uncertainty import UncertaintyWeighting
 
 ANGLE_NAMES = ("yaw", "pitch", "roll")
+_NON_NEGATIVE = ("cls_weight", "box_weight", "landmark_weight", "pose_weight", "negative_ratio",
+                 "min_negatives", "pose_beta")
 
 
 @dataclass(frozen=True)
-class LossConfig:
+class LossConfig(Validated):
     """Task weights (cls:box:landmarks:pose), OHEM ratio and the pose MSE weight beta."""
 
     cls_weight: float = 2.0
@@ -47,18 +50,13 @@ class LossConfig:
     #: learned temperature and noise per task, starting at the fixed weights.
     weighting: str = "heuristic"
 
-    def __post_init__(self) -> None:
-        """Weights and ratios must be non-negative; the weighting must be a known one."""
-        for name in ("cls_weight", "box_weight", "landmark_weight", "pose_weight",
-                     "negative_ratio", "min_negatives", "pose_beta"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"loss {name} must be >= 0, got {getattr(self, name)}")
-        if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"loss weighting must be one of {sorted(WEIGHTINGS)}, "
-                             f"got {self.weighting!r}")
-        if self.weighting == "uncertainty" and min(self.task_weights) <= 0:
-            raise ValueError("loss weighting 'uncertainty' starts from the task weights, "
-                             f"which must then be > 0, got {self.task_weights}")
+    def rules(self) -> list[Rule]:
+        """Weights and ratios non-negative, a known weighting, positive starting weights."""
+        return [*((name, getattr(self, name) >= 0, ">= 0") for name in _NON_NEGATIVE),
+                ("weighting", self.weighting in WEIGHTINGS, f"one of {sorted(WEIGHTINGS)}"),
+                ("task_weights", self.weighting != "uncertainty" or min(self.task_weights) > 0,
+                 "> 0 with weighting 'uncertainty', which starts from them (they must then "
+                 "be > 0)")]
 
     @property
     def task_weights(self) -> tuple[float, float, float, float]:

@@ -18,6 +18,7 @@ from mos_ros.core.config import PoseBins, PriorConfig
 from mos_ros.core.labels import FaceLabels
 from mos_ros.core.nms import iou_matrix
 from mos_ros.core.pose import degrees_to_bins
+from mos_ros.core.validation import Rule, Validated
 
 BACKGROUND = -1
 NUM_LANDMARK_VALUES = 10
@@ -25,17 +26,16 @@ NUM_ANGLES = 3
 
 
 @dataclass(frozen=True)
-class MatchConfig:
+class MatchConfig(Validated):
     """IoU thresholds of anchor matching."""
 
     positive_iou: float = 0.35
     min_best_iou: float = 0.2
 
-    def __post_init__(self) -> None:
-        """Reject thresholds outside [0, 1]."""
-        for name in ("positive_iou", "min_best_iou"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+    def rules(self) -> list[Rule]:
+        """IoU thresholds lie in [0, 1]."""
+        return [(name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]")
+                for name in ("positive_iou", "min_best_iou")]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from mos_ros.model.backbones import register_backbone
+from mos_ros.model.backbones.registry import register_backbone
 
 STEM_CHANNELS = 32
 LAST_CHANNELS = 1280

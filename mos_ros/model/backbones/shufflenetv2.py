@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from mos_ros.model.backbones import register_backbone
+from mos_ros.model.backbones.registry import register_backbone
 
 #: Blocks per stage (stage2, stage3, stage4) for every width of ShuffleNetV2.
 STAGE_REPEATS: tuple[int, int, int] = (4, 8, 4)

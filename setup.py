@@ -21,7 +21,7 @@ SHARED_FILES = {
                "mos-mbv2-faces.pt", "mos-mbv2-faces.ncnn/*", "mos-mbv2-faces.int8.ncnn/*",
                "demo/*"),
     "msg": ("*.msg",),
-    "config": ("mos.yaml", "mos.rviz"),
+    "config": ("mos.yaml", "mos.rviz", "fastdds_camera_frames.xml"),
     "launch": ("*.py",),
 }
 SHARE_PACKAGE_DIR = Path("mos_ros") / "share"

@@ -1,26 +1,65 @@
 """Start mos_detector on a camera topic, and optionally face_selector and rviz2.
 
-    ros2 launch mos_ros mos.launch.py image:=/camera/image_raw use_rviz:=true
+    ros2 launch mos_ros mos.launch.py image:=/camera/image_raw namespace:=robot use_rviz:=true
 
-Parameters come from config/mos.yaml (``params_file``); only the model and backend, which
-differ per robot, are launch arguments as well.
+Both nodes are lifecycle nodes that configure and activate themselves (autostart). Their
+parameters come from config/mos.yaml (``params_file``, keys that match any namespace); the
+launch arguments model, backend, input, use_rviz and use_sim_time override the file only when
+given. The nodes load the package's Fast DDS profile for camera frames unless
+FASTDDS_DEFAULT_PROFILES_FILE is set (README, "On a robot").
 """
+import inspect
+
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
+from mos_ros.ros.launch_args import parameter_overrides
+
 PACKAGE = "mos_ros"
+PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+#: launch_ros drives the lifecycle transitions where it can (Jazzy and newer); elsewhere the
+#: nodes' own ``autostart`` parameter (true in config/mos.yaml) does.
+LAUNCH_AUTOSTART = "autostart" in inspect.signature(LifecycleNode.__init__).parameters
+
+
+def lifecycle_node(name: str, executable: str, overrides: dict, **kwargs) -> LifecycleNode:
+    """A mos_ros lifecycle node: the params file first, then only the given arguments."""
+    if LAUNCH_AUTOSTART:
+        kwargs["autostart"] = True
+        overrides = dict(overrides, autostart=False)
+    return LifecycleNode(package=PACKAGE, executable=executable, name=name,
+                         namespace=LaunchConfiguration("namespace"), output="screen",
+                         parameters=[LaunchConfiguration("params_file"), overrides], **kwargs)
+
+
+def nodes(context, *args, **kwargs) -> list:
+    """The nodes, configured from the launch arguments as given."""
+    arguments = context.launch_configurations
+    image = LaunchConfiguration("image")
+    images = [("image", image), ("image/compressed", [image, "/compressed"])]
+    detector = lifecycle_node(
+        "mos_detector", "mos_detector", parameter_overrides(arguments, "mos_detector"),
+        remappings=images + [("camera_info", LaunchConfiguration("camera_info"))])
+    selector = lifecycle_node(
+        "face_selector", "face_selector", parameter_overrides(arguments, "face_selector"),
+        remappings=images, condition=IfCondition(LaunchConfiguration("start_selector")))
+    rviz = Node(
+        package="rviz2", executable="rviz2", name="rviz2",
+        namespace=LaunchConfiguration("namespace"),
+        arguments=["-d", PathJoinSubstitution([FindPackageShare(PACKAGE), "config",
+                                               "mos.rviz"]),
+                   "--fixed-frame", LaunchConfiguration("fixed_frame")],
+        condition=IfCondition(LaunchConfiguration("use_rviz")))
+    return [detector, selector, rviz]
 
 
 def generate_launch_description() -> LaunchDescription:
     """Launch description of the face detection pipeline."""
     share = FindPackageShare(PACKAGE)
-    arg = LaunchConfiguration
-    image = arg("image")
     arguments = [
         DeclareLaunchArgument("namespace", default_value="",
                               description="Namespace of the nodes and their topics"),
@@ -28,36 +67,34 @@ def generate_launch_description() -> LaunchDescription:
                               description="Camera image topic (sensor_msgs/Image); its "
                                           "/compressed sibling is used when input is compressed"),
         DeclareLaunchArgument("camera_info", default_value="camera_info",
-                              description="CameraInfo topic used to place the pose markers"),
+                              description="CameraInfo topic (head positions and pose markers)"),
+        DeclareLaunchArgument("input", default_value="",
+                              description="raw or compressed; empty: the params file's value"),
         DeclareLaunchArgument("params_file",
                               default_value=PathJoinSubstitution([share, "config", "mos.yaml"]),
                               description="Parameter file of the nodes"),
         DeclareLaunchArgument("model", default_value="",
-                              description="Model file; empty: the shipped default model"),
+                              description="Model file; empty: the params file's model_path"),
         DeclareLaunchArgument("backend", default_value="",
-                              description="torch, onnxruntime or ncnn; empty: from the model "
-                                          "file's suffix"),
+                              description="torch, onnxruntime or ncnn; empty: the params "
+                                          "file's backend"),
+        DeclareLaunchArgument("use_sim_time", default_value="",
+                              description="true: follow /clock (bag playback, simulation); "
+                                          "empty: the params file's value"),
         DeclareLaunchArgument("start_selector", default_value="true",
                               description="Also start face_selector (best shots per person)"),
         DeclareLaunchArgument("use_rviz", default_value="false",
                               description="Start rviz2 with the annotated image and pose "
                                           "markers (turns on publish_annotated)"),
+        DeclareLaunchArgument("fixed_frame", default_value="camera_optical_frame",
+                              description="rviz2's fixed frame: the camera's optical frame, or "
+                                          "a robot frame when tf connects the two"),
+        DeclareLaunchArgument("dds_profile",
+                              default_value=EnvironmentVariable(
+                                  PROFILE_VARIABLE, default_value=PathJoinSubstitution(
+                                      [share, "config", "fastdds_camera_frames.xml"])),
+                              description="Fast DDS profile of the nodes (default: the one "
+                                          "already set, else the package's camera-frames one)"),
     ]
-    detector = Node(
-        package=PACKAGE, executable="mos_detector", name="mos_detector",
-        namespace=arg("namespace"), output="screen",
-        parameters=[arg("params_file"), {
-            "model_path": arg("model"), "backend": arg("backend"),
-            "publish_annotated": ParameterValue(arg("use_rviz"), value_type=bool)}],
-        remappings=[("image", image), ("image/compressed", [image, "/compressed"]),
-                    ("camera_info", arg("camera_info"))])
-    selector = Node(
-        package=PACKAGE, executable="face_selector", name="face_selector",
-        namespace=arg("namespace"), output="screen", parameters=[arg("params_file")],
-        remappings=[("image", image), ("image/compressed", [image, "/compressed"])],
-        condition=IfCondition(arg("start_selector")))
-    rviz = Node(
-        package="rviz2", executable="rviz2", name="rviz2", namespace=arg("namespace"),
-        arguments=["-d", PathJoinSubstitution([share, "config", "mos.rviz"])],
-        condition=IfCondition(arg("use_rviz")))
-    return LaunchDescription(arguments + [detector, selector, rviz])
+    profile = SetEnvironmentVariable(PROFILE_VARIABLE, LaunchConfiguration("dds_profile"))
+    return LaunchDescription(arguments + [profile, OpaqueFunction(function=nodes)])

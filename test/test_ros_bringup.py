@@ -1,4 +1,5 @@
-"""In-process bringup: parameter file parsing, the image source as a camera, and run_demo."""
+"""In-process bringup: the parameter file as rcl applies it, the image source as a camera,
+and run_demo."""
 import re
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from mos_ros.core.markers import intrinsics_from_hfov
 from mos_ros.ros import params, selector_params
-from mos_ros.ros.bringup import load_parameters, run_demo
+from mos_ros.ros.bringup import rcl_arguments, run_demo
 from mos_ros.ros.image_source import ImageSourceNode
 from mos_ros.ros.testing import random_model, spin_until
 
@@ -36,32 +37,34 @@ def images(tmp_path):
     return folder
 
 
-def test_shipped_parameter_file_sets_only_declared_detector_parameters():
-    loaded = {p.name: p.value for p in load_parameters(ROOT / "config/mos.yaml", "mos_detector")}
+def rcl_parameters(params_file, node_name, namespace=""):
+    """The parameters rcl gives ``node_name`` in ``namespace`` from ``params_file``."""
+    context = Context()
+    rclpy.init(args=rcl_arguments(params_file), context=context)
+    try:
+        node = rclpy.create_node(node_name, namespace=namespace, context=context)
+        values = {name: p.value for name, p in node._parameter_overrides.items()}
+        node.destroy_node()
+        return values
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+@pytest.mark.parametrize("namespace", ["", "/robot", "/robot/head"])
+def test_shipped_parameter_file_sets_every_detector_parameter_in_any_namespace(namespace):
+    loaded = rcl_parameters(ROOT / "config/mos.yaml", "mos_detector", namespace)
     declared = {spec.name: spec for spec in params.SPECS}
-    assert loaded and set(loaded) <= set(declared)
+    assert set(loaded) == set(declared)
     for name, value in loaded.items():
         assert type(value) is type(declared[name].default), name
 
 
-def test_shipped_parameter_file_sets_every_selector_parameter_to_its_default():
-    loaded = {p.name: p.value for p in load_parameters(ROOT / "config/mos.yaml", "face_selector")}
+@pytest.mark.parametrize("namespace", ["", "/robot"])
+def test_shipped_parameter_file_sets_every_selector_parameter_to_its_default(namespace):
+    loaded = rcl_parameters(ROOT / "config/mos.yaml", "face_selector", namespace)
     declared = {spec.name: spec.default for spec in selector_params.SPECS}
     assert loaded == declared
     assert all(type(value) is type(declared[name]) for name, value in loaded.items())
-
-
-def test_parameter_sections_apply_wildcard_then_node_then_namespaced(tmp_path):
-    path = tmp_path / "p.yaml"
-    path.write_text(
-        "/**:\n  ros__parameters:\n    a: 1\n    b: 1\n"
-        "mos_detector:\n  ros__parameters:\n    b: 2\n    group:\n      c: x\n"
-        "/robot/mos_detector:\n  ros__parameters:\n    a: 3\n"
-        "other:\n  ros__parameters:\n    a: 9\n")
-    plain = {p.name: p.value for p in load_parameters(path, "mos_detector")}
-    assert plain == {"a": 1, "b": 2, "group.c": "x"}
-    namespaced = {p.name: p.value for p in load_parameters(path, "mos_detector", "/robot")}
-    assert namespaced == {"a": 3, "b": 2, "group.c": "x"}
 
 
 def test_image_source_plays_a_folder_once_with_a_pinhole_camera_info(images):

@@ -7,18 +7,14 @@ image, which is all the plumbing needs.
 """
 import array
 import os
-import threading
 import time
 
 import numpy as np
 import pytest
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.srv import SetParameters
-from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -30,9 +26,9 @@ from mos_ros.core.pose import euler_to_quaternion
 from mos_ros.msg import FaceArray
 from mos_ros.ros import convert
 from mos_ros.ros.detector_node import DetectorNode
-from mos_ros.ros.testing import random_model, spin_until
+from mos_ros.ros.testing import RIG_TIMEOUT_S as TIMEOUT_S
+from mos_ros.ros.testing import ProbeRig, random_model, wait
 
-TIMEOUT_S = 20.0
 INPUT_SIZE = 160
 FRAME = np.random.default_rng(3).integers(0, 256, (120, 160, 3), dtype=np.uint8)
 SLOW = os.environ.get("MOS_SLOW_TESTS") == "1"
@@ -43,34 +39,14 @@ def model(tmp_path_factory):
     return random_model(tmp_path_factory.getbasetemp() / "mos_model")
 
 
-class Rig:
-    """A context, a spinning executor and a probe node; detectors are added per test."""
-
-    def __init__(self):
-        self.context = Context()
-        rclpy.init(args=[], context=self.context)
-        self.executor = MultiThreadedExecutor(context=self.context)
-        self.probe = rclpy.create_node("probe", context=self.context)
-        self.executor.add_node(self.probe)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
-        self.count = 0
+class Rig(ProbeRig):
+    """The probe rig with detectors and service calls."""
 
     def detector(self, model, **params) -> DetectorNode:
-        self.count += 1
         values = dict(model_path=str(model), score_threshold=0.0, top_k=50, keep_top_k=3,
                       input_size=INPUT_SIZE)
         values.update(params)
-        node = DetectorNode(context=self.context, namespace=f"/t{self.count}",
-                            parameter_overrides=[Parameter(k, value=v)
-                                                 for k, v in values.items()])
-        self.executor.add_node(node)
-        return node
-
-    def listen(self, kind, topic, qos=10) -> list:
-        received = []
-        self.probe.create_subscription(kind, topic, received.append, qos)
-        return received
+        return self.add(DetectorNode, f"/t{self.count + 1}", **values)
 
     def call(self, kind, service, request, tries=3):
         """Call a service; None when no answer came (a response can be lost while the
@@ -86,17 +62,6 @@ class Rig:
         finally:
             self.probe.destroy_client(client)
 
-    def close(self):
-        self.executor.shutdown()
-        for node in self.executor.get_nodes():
-            node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-        self._thread.join(TIMEOUT_S)
-
-
-def wait(condition, timeout_s=TIMEOUT_S) -> bool:
-    return spin_until(None, condition, timeout_s)
-
 
 @pytest.fixture(scope="module")
 def rig():
@@ -111,12 +76,6 @@ def header(sec: int, frame_id: str = "camera_optical") -> Header:
     return h
 
 
-def connected_publisher(rig, kind, topic):
-    pub = rig.probe.create_publisher(kind, topic, qos_profile_sensor_data)
-    assert wait(lambda: pub.get_subscription_count() > 0), f"nobody subscribed to {topic}"
-    return pub
-
-
 def send_and_receive(pub, msg, received: list):
     """Publish ``msg`` until an output with its stamp arrives (best effort may lose one)."""
     for _ in range(3):
@@ -129,7 +88,7 @@ def send_and_receive(pub, msg, received: list):
 def test_faces_keep_the_image_stamp_frame_id_and_size(rig, model):
     node = rig.detector(model)
     faces = rig.listen(FaceArray, "/t1/faces")
-    pub = connected_publisher(rig, Image, "/t1/image")
+    pub = rig.publisher(Image, "/t1/image")
     for sec in (11, 12, 13):
         out = send_and_receive(pub, convert.bgr_to_image(FRAME, header(sec)), faces)
         assert out.header.frame_id == "camera_optical"
@@ -147,12 +106,12 @@ def test_markers_show_each_face_pose_at_its_placed_head(rig, model):
     rig.detector(model, marker_scale=0.3)
     faces = rig.listen(FaceArray, "/t2/faces")
     markers = rig.listen(MarkerArray, "/t2/faces/markers")
-    info_pub = connected_publisher(rig, CameraInfo, "/t2/camera_info")
+    info_pub = rig.publisher(CameraInfo, "/t2/camera_info")
     k = Intrinsics(200.0, 210.0, 75.0, 65.0)
     info = CameraInfo(header=header(1), width=160, height=120,
                       k=[k.fx, 0.0, k.cx, 0.0, k.fy, k.cy, 0.0, 0.0, 1.0])
     info_pub.publish(info)
-    pub = connected_publisher(rig, Image, "/t2/image")
+    pub = rig.publisher(Image, "/t2/image")
     msg = convert.bgr_to_image(FRAME, header(21))
     face_array = send_and_receive(pub, msg, faces)
 
@@ -179,7 +138,7 @@ def test_markers_show_each_face_pose_at_its_placed_head(rig, model):
 def test_compressed_input_and_a_corrupt_jpeg_does_not_stop_it(rig, model):
     node = rig.detector(model, input="compressed")
     faces = rig.listen(FaceArray, "/t3/faces")
-    pub = connected_publisher(rig, CompressedImage, "/t3/image/compressed")
+    pub = rig.publisher(CompressedImage, "/t3/image/compressed")
     out = send_and_receive(pub, convert.bgr_to_compressed(FRAME, header(31)), faces)
     assert (out.image_width, out.image_height) == (160, 120)
     assert out.header.frame_id == "camera_optical"
@@ -205,7 +164,7 @@ def test_bad_input_is_logged_once_counted_and_never_stops_the_node(rig, model, c
     node = rig.detector(model)
     faces = rig.listen(FaceArray, "/t4/faces")
     diagnostics = rig.listen(DiagnosticArray, "/diagnostics")
-    pub = connected_publisher(rig, Image, "/t4/image")
+    pub = rig.publisher(Image, "/t4/image")
     for sec, (reason, msg) in enumerate(bad_images() * 2, start=40):
         msg.header = header(sec)
         expected = node.stats.bad_input[reason] + 1
@@ -230,7 +189,7 @@ def test_diagnostics_report_rate_latency_drops_backend_and_model(rig, model):
     rig.detector(model)
     diagnostics = rig.listen(DiagnosticArray, "/diagnostics")
     faces = rig.listen(FaceArray, "/t5/faces")
-    pub = connected_publisher(rig, Image, "/t5/image")
+    pub = rig.publisher(Image, "/t5/image")
     for sec in (51, 52):
         send_and_receive(pub, convert.bgr_to_image(FRAME, header(sec)), faces)
 
@@ -273,7 +232,7 @@ def test_parameters_are_validated_and_applied_at_run_time(rig, model):
                         input_size=128)
     assert all(r.successful for r in ok_all)
     assert node.detector.input_size == 128
-    pub = connected_publisher(rig, Image, "/t6/image")
+    pub = rig.publisher(Image, "/t6/image")
     out = send_and_receive(pub, convert.bgr_to_image(FRAME, header(61)), faces)
     assert len(out.faces) == 1
 
@@ -342,7 +301,7 @@ def test_overload_keeps_serving_the_newest_frames_and_counts_drops(rig, model, d
     node = rig.detector(model)
     ns = f"/t{rig.count}"
     faces = rig.listen(FaceArray, f"{ns}/faces")
-    pub = connected_publisher(rig, Image, f"{ns}/image")
+    pub = rig.publisher(Image, f"{ns}/image")
     for sec in range(3):  # measure how fast the node serves
         send_and_receive(pub, convert.bgr_to_image(FRAME, header(sec)), faces)
     period = node.stats.median_latency_ms() / 1000 / 3

@@ -2,19 +2,13 @@
 over real DDS (loopback): the detector's faces/poses and the selector's face frames."""
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-import rclpy
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
-from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
-from rclpy.parameter import Parameter
-from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
@@ -31,7 +25,7 @@ from mos_ros.ros import convert
 from mos_ros.ros.detector_node import DetectorNode
 from mos_ros.ros.faces3d import (DIAGNOSTICS_KEY, NO_CAMERA_INFO, PUBLISHING, HeadPlacer,
                                  copy_positions, face_transforms, pose_array, set_positions)
-from mos_ros.ros.testing import random_model, spin_until
+from mos_ros.ros.testing import ProbeRig, random_model, wait
 
 K = [600.0, 0.0, 319.5, 0.0, 600.0, 239.5, 0.0, 0.0, 1.0]
 
@@ -136,47 +130,9 @@ TIMEOUT_S = 20.0
 DEMO = Path(__file__).parents[1] / "models" / "demo" / "synthetic_turned_heads.jpg"
 
 
-class Rig:
-    """A context, a spinning executor and a probe node that plays the camera and listens."""
-
-    def __init__(self):
-        self.context = Context()
-        rclpy.init(args=[], context=self.context)
-        self.executor = MultiThreadedExecutor(context=self.context)
-        self.probe = rclpy.create_node("probe3d", context=self.context)
-        self.executor.add_node(self.probe)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
-
-    def add(self, node):
-        self.executor.add_node(node)
-        return node
-
-    def listen(self, kind, topic, qos=10) -> list:
-        received = []
-        self.probe.create_subscription(kind, topic, received.append, qos)
-        return received
-
-    def publisher(self, kind, topic, qos=qos_profile_sensor_data):
-        pub = self.probe.create_publisher(kind, topic, qos)
-        assert wait(lambda: pub.get_subscription_count() > 0), f"nobody subscribed to {topic}"
-        return pub
-
-    def close(self):
-        self.executor.shutdown()
-        for node in self.executor.get_nodes():
-            node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-        self._thread.join(TIMEOUT_S)
-
-
-def wait(condition, timeout_s=TIMEOUT_S) -> bool:
-    return spin_until(None, condition, timeout_s)
-
-
 @pytest.fixture(scope="module")
 def rig():
-    rig = Rig()
+    rig = ProbeRig("probe3d")
     yield rig
     rig.close()
 
@@ -195,9 +151,7 @@ def stamped(sec: int, frame_id: str = "camera_optical") -> Header:
 def detector(rig, model, namespace):
     values = dict(model_path=str(model), score_threshold=0.0, top_k=50, keep_top_k=3,
                   input_size=160)
-    return rig.add(DetectorNode(context=rig.context, namespace=namespace,
-                                parameter_overrides=[Parameter(k, value=v)
-                                                     for k, v in values.items()]))
+    return rig.add(DetectorNode, namespace, **values)
 
 
 def by_stamp(received: list, sec: int):

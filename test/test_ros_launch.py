@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from mos_ros.ros.launch_args import READ_ARGUMENTS
+
 ROOT = Path(__file__).resolve().parents[1]
 LAUNCH = ROOT / "launch" / "mos.launch.py"
 REQUIRED_ARGUMENTS = {"namespace", "image", "params_file", "backend", "model", "start_selector",
-                      "use_rviz"}
+                      "use_rviz", "input", "use_sim_time", "fixed_frame", "dds_profile"}
 HAVE_LAUNCH_ROS = all(importlib.util.find_spec(m) for m in ("launch", "launch_ros"))
 
 
@@ -43,25 +45,33 @@ def installed_executables():
 
 def test_every_started_mos_ros_executable_is_installed_from_an_existing_module(tree):
     executables = installed_executables()
-    nodes = [keywords(c) for c in calls(tree, "Node")]
-    packages = {literal(n["package"]) or "mos_ros" for n in nodes}
-    assert packages == {"mos_ros", "rviz2"}
-    for node in nodes:
-        executable = literal(node["executable"])
-        if executable == "rviz2":
-            assert "condition" in node
-            continue
+    lifecycle = [literal(c.args[1]) for c in calls(tree, "lifecycle_node")]
+    assert sorted(lifecycle) == ["face_selector", "mos_detector"]
+    for executable in lifecycle:
         assert executable in executables, f"{executable} is not installed by CMakeLists.txt"
         module = ROOT / (executables[executable].replace(".", "/") + ".py")
-        assert module.exists() or "condition" in node, f"{executable}: {module} is missing"
-    assert (ROOT / "mos_ros/ros/detector_node.py").exists()
+        assert module.exists(), f"{executable}: {module} is missing"
+    others = [keywords(c) for c in calls(tree, "Node")]
+    assert [literal(n["executable"]) for n in others] == ["rviz2"]
+    assert all("condition" in n for n in others)
+
+
+def test_mos_ros_nodes_are_lifecycle_nodes_with_the_params_file_first(tree):
+    helper = next(n for n in ast.walk(tree)
+                  if isinstance(n, ast.FunctionDef) and n.name == "lifecycle_node")
+    node_calls = calls(helper, "LifecycleNode")
+    assert len(node_calls) == 1
+    parameters = keywords(node_calls[0])["parameters"]
+    first = parameters.elts[0]
+    assert ast.unparse(first) == 'LaunchConfiguration("params_file")'.replace('"', "'")
 
 
 def test_config_files_named_by_the_launch_file_exist(tree):
     named = [[literal(e) for e in lst.elts] for lst in ast.walk(tree)
              if isinstance(lst, ast.List) and len(lst.elts) == 3
              and literal(lst.elts[1]) == "config"]
-    assert sorted(parts[2] for parts in named) == ["mos.rviz", "mos.yaml"]
+    assert sorted(parts[2] for parts in named) == ["fastdds_camera_frames.xml", "mos.rviz",
+                                                   "mos.yaml"]
     for parts in named:
         assert (ROOT / "config" / parts[2]).is_file()
 
@@ -74,7 +84,7 @@ def test_launch_arguments_are_declared_and_described(tree):
     for name, kwargs in declared.items():
         assert "description" in kwargs and "default_value" in kwargs, name
     used = {literal(c.args[0]) for c in calls(tree, "LaunchConfiguration") if c.args}
-    used |= {literal(c.args[0]) for c in calls(tree, "arg") if c.args}
+    used |= READ_ARGUMENTS  # read from the launch configuration by parameter_overrides
     assert set(declared) <= used, f"declared but unused: {set(declared) - used}"
 
 

@@ -4,17 +4,13 @@ namespace, spun by one background MultiThreadedExecutor; a probe node plays the 
 detector (images, and FaceArrays built directly with the landmarks of a face drawn here).
 """
 import math
-import threading
 import time
 
 import cv2
 import numpy as np
 import pytest
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.srv import SetParameters
-from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -27,7 +23,7 @@ from mos_ros.core.types import Face, HeadPose
 from mos_ros.msg import FaceArray, SelectedFace
 from mos_ros.ros import convert
 from mos_ros.ros.selector_node import SelectorNode
-from mos_ros.ros.testing import spin_until
+from mos_ros.ros.testing import ProbeRig, wait
 
 TIMEOUT_S = 10.0
 HEIGHT, WIDTH = 240, 320
@@ -62,34 +58,18 @@ def drawn_face(yaw=0.0, blur=0.0, cx=160.0, cy=100.0, eye=40.0):
     return image, face
 
 
-class Rig:
-    """A context, a spinning executor and a probe node; selectors are added per test."""
+class Rig(ProbeRig):
+    """The probe rig with a /diagnostics listener; selectors are added per test."""
 
     def __init__(self):
-        self.context = Context()
-        rclpy.init(args=[], context=self.context)
-        self.executor = MultiThreadedExecutor(context=self.context)
-        self.probe = rclpy.create_node("probe", context=self.context)
-        self.executor.add_node(self.probe)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
-        self.count = 0
+        super().__init__()
         self.diagnostics = self.listen(DiagnosticArray, "/diagnostics")
 
     def selector(self, **params):
-        self.count += 1
         values = dict(faces_wait_s=5.0)
         values.update(params)
-        node = SelectorNode(context=self.context, namespace=f"/s{self.count}",
-                            parameter_overrides=[Parameter(k, value=v)
-                                                 for k, v in values.items()])
-        self.executor.add_node(node)
-        return node, f"/s{self.count}"
-
-    def listen(self, kind, topic, qos=10) -> list:
-        received = []
-        self.probe.create_subscription(kind, topic, received.append, qos)
-        return received
+        namespace = f"/s{self.count + 1}"
+        return self.add(SelectorNode, namespace, **values), namespace
 
     def publishers(self, ns, image_kind=Image, image_topic="image"):
         image = self.probe.create_publisher(image_kind, f"{ns}/{image_topic}",
@@ -102,17 +82,6 @@ class Rig:
     def latest_diagnostics(self, ns) -> dict:
         mine = [s for d in self.diagnostics for s in d.status if s.name.startswith(f"{ns}/")]
         return {kv.key: kv.value for kv in mine[-1].values} if mine else {}
-
-    def close(self):
-        self.executor.shutdown()
-        for node in self.executor.get_nodes():
-            node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-        self._thread.join(TIMEOUT_S)
-
-
-def wait(condition, timeout_s=TIMEOUT_S) -> bool:
-    return spin_until(None, condition, timeout_s)
 
 
 @pytest.fixture(scope="module")
@@ -243,10 +212,14 @@ def test_parameters_are_validated_and_applied_at_run_time(rig):
     assert (node.cache.config.faces_cache_size, node.cache.config.faces_wait_s) == (4, 0.25)
 
 
-def test_invalid_start_parameters_are_refused_naming_them(rig):
-    with pytest.raises(ValueError, match="iou_threshold must be in"):
-        SelectorNode(context=rig.context, namespace="/refused",
-                     parameter_overrides=[Parameter("iou_threshold", value=0.0)])
+def test_invalid_start_parameters_fail_configure_naming_them(rig):
+    node = SelectorNode(context=rig.context, namespace="/refused",
+                        parameter_overrides=[Parameter("iou_threshold", value=0.0)])
+    try:
+        assert not node.configured and not node.active
+        assert "iou_threshold must be in" in node.failure
+    finally:
+        node.destroy_node()
 
 
 def test_bad_faces_and_images_are_skipped_counted_and_logged_once(rig, capfd):

@@ -10,7 +10,6 @@ result), so no frame is dropped and every sample is one frame's full path::
 from __future__ import annotations
 
 import argparse
-import signal
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ from mos_ros.msg import FaceArray
 from mos_ros.resources import default_model_path
 from mos_ros.ros import convert
 from mos_ros.ros.detector_node import DetectorNode
-from mos_ros.ros.testing import random_model, spin_until
+from mos_ros.ros.testing import random_model, spin_until, stop_process
 
 WARMUP_FRAMES = 2
 #: Seconds to wait for a frame's result before sending it again, and the most sends.
@@ -48,8 +47,8 @@ MODES = ("in-process", "two-process")
 DEFAULT_KEEP_TOP_K = 10
 #: Lock-step frames are sparse, and sparse large best-effort samples are often lost between
 #: processes; the bench makes the detector's image subscription reliable through its QoS
-#: override parameter (depth 1: still latest-frame-wins) so every sample is a delivered frame.
-RELIABLE_OVERRIDE = "qos_overrides./image.subscription.reliability"
+#: parameter (depth 1: still latest-frame-wins) so every sample is a delivered frame.
+RELIABLE_SETTING = "reliability"
 RELIABLE_DEPTH_1 = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
 
@@ -108,7 +107,7 @@ def ros_latency(model: Path, frames: list, input_size: int, threads: int,
     """End-to-end milliseconds per frame through mos_detector, in or out of this process."""
     values = {"model_path": str(model), "input_size": input_size, "threads": threads,
               "keep_top_k": keep_top_k,
-              RELIABLE_OVERRIDE: "reliable"}
+              RELIABLE_SETTING: "reliable"}
     context, child = Context(), None
     rclpy.init(args=[], context=context)
     executor = MultiThreadedExecutor(context=context)
@@ -125,12 +124,7 @@ def ros_latency(model: Path, frames: list, input_size: int, threads: int,
         return _round_trips(executor, probe, frames)
     finally:
         if child is not None:
-            child.send_signal(signal.SIGINT)
-            try:
-                child.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+            stop_process(child, STOP_TIMEOUT_S)
         executor.shutdown()
         for node in executor.get_nodes():
             node.destroy_node()

@@ -1,9 +1,9 @@
 """In-process bringup: the nodes of ``launch/mos.launch.py`` with the same YAML, in ONE process.
 
 Where ``ros2 launch`` is not installed (or one process is wanted: no serialisation between the
-camera and the detector), this starts the image source, mos_detector and, where it exists,
-face_selector in one MultiThreadedExecutor, with parameters read from ``config/mos.yaml``
-(``/**`` and per-node ``ros__parameters`` sections, like the launch file)::
+camera and the detector), this starts the image source, mos_detector and face_selector in
+one MultiThreadedExecutor, with parameters from ``config/mos.yaml`` handed to rcl, which
+matches its sections to the nodes as it does for any node process::
 
     python -m mos_ros.ros.bringup IMAGES_OR_VIDEO --out annotated/ --frames 20
 
@@ -14,8 +14,6 @@ returns a summary after ``frames`` detector outputs.
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,7 +22,6 @@ from typing import Any, Callable
 
 import cv2
 import rclpy
-import yaml
 from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
@@ -34,14 +31,12 @@ from sensor_msgs.msg import Image
 from mos_ros.msg import FaceArray, SelectedFace
 from mos_ros.resources import find_shared_file
 from mos_ros.ros import convert
+from mos_ros.ros.dds import apply_camera_frames_profile
 from mos_ros.ros.detector_node import DetectorNode
 from mos_ros.ros.image_source import ImageSourceNode
+from mos_ros.ros.selector_node import SelectorNode
 
 PARAMS_FILE = "config/mos.yaml"
-#: The face_selector node's module and class (started when the module exists).
-SELECTOR = ("mos_ros.ros.selector_node", "SelectorNode")
-WILDCARD = "/**"
-PARAMS_KEY = "ros__parameters"
 DEMO_RATE_HZ = 5.0
 DEMO_TIMEOUT_S = 300.0
 SPIN_PERIOD_S = 0.05
@@ -50,56 +45,25 @@ OUTPUT_DEPTH = 10
 SELECTED_DIR = "selected"
 
 
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+def rcl_arguments(params_file: str | Path | None = None) -> list[str]:
+    """Command-line arguments that hand ``params_file`` (default: the shipped YAML) to rcl,
+    which applies its sections to every node of the context by rcl's own matching rules
+    (``/**``, ``/**/name``, ``/namespace/name``, ...), exactly as for a node process."""
+    return ["--ros-args", "--params-file", str(params_file or find_shared_file(PARAMS_FILE))]
 
 
-def load_parameters(path: str | Path, node_name: str, namespace: str = "") -> list[Parameter]:
-    """Parameters a ROS parameter file gives node ``node_name`` in ``namespace``.
-
-    Sections apply in file order (a later one wins): ``/**``, ``node_name``, ``/node_name``,
-    ``/**/node_name`` and the fully qualified ``/namespace/node_name``.
-    """
-    document = yaml.safe_load(Path(path).read_text()) or {}
-    qualified = f"{namespace.rstrip('/')}/{node_name}" if namespace else f"/{node_name}"
-    names = {WILDCARD, node_name, f"/{node_name}", f"{WILDCARD}/{node_name}", qualified}
-    merged: dict[str, Any] = {}
-    for key, section in document.items():
-        if key in names and isinstance(section, dict):
-            merged.update(_flatten(section.get(PARAMS_KEY) or {}))
-    return [Parameter(name, value=value) for name, value in merged.items()]
-
-
-def selector_class() -> type | None:
-    """The face_selector node class, or None where that node does not exist (yet)."""
-    module_name, class_name = SELECTOR
-    if importlib.util.find_spec(module_name) is None:
-        return None
-    return getattr(importlib.import_module(module_name), class_name, None)
-
-
-def make_nodes(context: Context, params_file: str | Path | None = None, namespace: str = "",
+def make_nodes(context: Context, namespace: str = "",
                overrides: dict[str, dict[str, Any]] | None = None,
                start_selector: bool = True) -> list[Node]:
-    """mos_detector (and face_selector) with the YAML's parameters plus ``overrides`` by node."""
-    params_file = params_file or find_shared_file(PARAMS_FILE)
+    """mos_detector (and face_selector) in ``context``, whose rcl arguments carry the
+    parameter file (:func:`rcl_arguments`); ``overrides`` by node name win over it."""
     overrides = overrides or {}
     classes = [("mos_detector", DetectorNode)]
-    selector = selector_class() if start_selector else None
-    if selector is not None:
-        classes.append(("face_selector", selector))
-    nodes = []
-    for name, cls in classes:
-        parameters = load_parameters(params_file, name, namespace)
-        parameters += [Parameter(k, value=v) for k, v in overrides.get(name, {}).items()]
-        nodes.append(cls(context=context, namespace=namespace, parameter_overrides=parameters))
-    return nodes
+    if start_selector:
+        classes.append(("face_selector", SelectorNode))
+    return [cls(context=context, namespace=namespace, parameter_overrides=[
+        Parameter(k, value=v) for k, v in overrides.get(name, {}).items()])
+        for name, cls in classes]
 
 
 @dataclass
@@ -181,11 +145,12 @@ def run_demo(images_dir: str | Path, out_dir: str | Path, model: str | Path | No
     if model is not None:
         overrides["model_path"] = str(model)
     summary, context = DemoSummary(), Context()
-    rclpy.init(args=[], context=context)
+    apply_camera_frames_profile()
+    rclpy.init(args=rcl_arguments(params_file), context=context)
     executor = MultiThreadedExecutor(context=context)
     start = time.monotonic()
     try:
-        nodes = make_nodes(context, params_file, start_selector=start_selector,
+        nodes = make_nodes(context, start_selector=start_selector,
                            overrides={"mos_detector": overrides,
                                       "face_selector": selector_params or {}})
         if not nodes[0].worker.running:

@@ -154,10 +154,11 @@ def camera_info(intrinsics: Intrinsics, width: int, height: int, header: Header)
                       r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], p=projection)
 
 
-def diagnostics(name: str, values: dict[str, str], ok: bool, message: str, hardware_id: str,
-                header: Header) -> DiagnosticArray:
-    """A DiagnosticArray with one status: OK or WARN, the key/value pairs in order."""
-    status = DiagnosticStatus(level=DiagnosticStatus.OK if ok else DiagnosticStatus.WARN,
+def diagnostics(name: str, values: dict[str, str], level: int, message: str,
+                hardware_id: str, header: Header) -> DiagnosticArray:
+    """A DiagnosticArray with one status of ``level`` (0 OK, 1 WARN, 2 ERROR), the key/value
+    pairs in order."""
+    status = DiagnosticStatus(level=bytes([int(level)]),
                               name=name, message=message, hardware_id=hardware_id,
                               values=[KeyValue(key=k, value=v) for k, v in values.items()])
     return DiagnosticArray(header=header, status=[status])

@@ -11,13 +11,9 @@ from __future__ import annotations
 import sys
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseArray
-from rcl_interfaces.msg import SetParametersResult
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
-from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from mos_ros.backends import device_options
@@ -29,45 +25,35 @@ from mos_ros.detector import FaceDetector, backend_for_path
 from mos_ros.msg import FaceArray
 from mos_ros.resources import default_model_path
 from mos_ros.ros import convert, faces3d, params
-from mos_ros.ros.stats import MS_PER_S, FrameStats
+from mos_ros.ros.node_base import FAILURE, OUTPUT_DEPTH, SUCCESS, MosNode
+from mos_ros.ros.stats import MS_PER_S
 from mos_ros.ros.worker import LatestWorker
 from mos_ros.ros.spin import run_node
 
-try:  # Galactic and newer
-    from rclpy.qos_overriding_options import QoSOverridingOptions
-    QOS_OVERRIDES = {"qos_overriding_options": QoSOverridingOptions.with_default_policies()}
-except ImportError:  # pragma: no cover - older rclpy
-    QOS_OVERRIDES = {}
-
-DIAGNOSTICS_PERIOD_S = 1.0
-OUTPUT_DEPTH = 10
-SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 #: Reason under which unexpected inference failures are counted.
 INFERENCE_ERROR = "inference error"
 
 
-class DetectorNode(LifecycleNode):
+class DetectorNode(MosNode):
     """Runs MOS on the newest camera frame and publishes faces, markers and diagnostics."""
 
+    TASK = "face detection"
+
     def __init__(self, **kwargs) -> None:
-        super().__init__("mos_detector", **kwargs)
-        params.declare(self)
-        self.values = params.values(self)
-        self.stats = FrameStats()
+        super().__init__("mos_detector", params.SPECS, **kwargs)
         self.detector: FaceDetector | None = None
+        self.model = ""
         self.worker = LatestWorker(self._process, name="mos_inference")
         self._camera_info = None
         self.heads = faces3d.HeadPlacer()
-        self._subs, self._pubs, self._timer = [], {}, None
-        self.add_on_set_parameters_callback(self._validate)
-        self._post_set = hasattr(self, "add_post_set_parameters_callback")  # Iron and newer
-        if self._post_set:
-            self.add_post_set_parameters_callback(self._apply)
-        if self.values["autostart"] and self.trigger_configure() == SUCCESS:
-            self.trigger_activate()
+        self._pubs = {}
+        self.start()
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Load the model and create the publishers."""
+        """Load the model and create the publishers; a model that cannot load fails the
+        transition with the reason (log and diagnostics, ERROR)."""
+        if super().on_configure(state) != SUCCESS:
+            return FAILURE
         v = self.values
         try:
             self.model = v["model_path"] or str(default_model_path(v["device"], v["backend"]))
@@ -77,68 +63,58 @@ class DetectorNode(LifecycleNode):
                                               settings=params.decode_settings(v),
                                               input_size=v["input_size"])
         except Exception as exc:  # noqa: BLE001 - any load failure fails the transition
-            self.get_logger().error(f"cannot load the model: {exc}")
-            return FAILURE
+            self.configured = False
+            return self.fail(f"cannot load the model {self.model or '(default)'}: {exc}")
         self.get_logger().info(f"loaded {self.model} ({self.detector.backend.name} on "
                                f"{self.detector.backend.device})")
         pub = self.create_publisher
         self._pubs = {"faces": pub(FaceArray, "faces", OUTPUT_DEPTH),
                       "poses": pub(PoseArray, "faces/poses", OUTPUT_DEPTH),
                       "markers": pub(MarkerArray, "faces/markers", OUTPUT_DEPTH),
-                      "image": pub(Image, "faces/image", OUTPUT_DEPTH),
-                      "diagnostics": pub(DiagnosticArray, "/diagnostics", OUTPUT_DEPTH)}
+                      "image": pub(Image, "faces/image", OUTPUT_DEPTH)}
         if convert.Detection2DArray is None:
             self.get_logger().info("vision_msgs is not installed: not publishing 'detections'")
         else:
             self._pubs["detections"] = pub(convert.Detection2DArray, "detections", OUTPUT_DEPTH)
-        self._timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
         return SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe to the camera and start the inference worker."""
         compressed = self.values["input"] == "compressed"
         kind, topic = (CompressedImage, "image/compressed") if compressed else (Image, "image")
-        self._subs = [
-            self.create_subscription(kind, topic, self._on_image, qos_profile_sensor_data,
-                                     **QOS_OVERRIDES),
-            self.create_subscription(CameraInfo, "camera_info", self._on_camera_info,
-                                     qos_profile_sensor_data)]
+        self.subscribe_frames(kind, topic, self._on_image)
+        self.subscribe_frames(CameraInfo, "camera_info", self._on_camera_info)
         self.worker.start()
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Unsubscribe and stop the worker."""
-        self._stop()
-        return super().on_deactivate(state)
+        result = super().on_deactivate(state)
+        self.worker.stop()
+        return result
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Destroy the publishers and free the model."""
         self._release()
-        return SUCCESS
+        return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop everything, from whichever state."""
-        self._stop()
+        result = super().on_shutdown(state)
+        self.worker.stop()
         self._release()
-        return SUCCESS
+        return result
 
     def destroy_node(self) -> None:
         """Stop the worker thread before the node goes."""
-        self._stop()
-        super().destroy_node()
-
-    def _stop(self) -> None:
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs = []
+        self.drop_frame_subscriptions()
         self.worker.stop()
+        super().destroy_node()
 
     def _release(self) -> None:
         for publisher in self._pubs.values():
             self.destroy_publisher(publisher)
-        if self._timer is not None:
-            self.destroy_timer(self._timer)
-        self._pubs, self._timer, self.detector = {}, None, None
+        self._pubs, self.detector = {}, None
 
     def _on_image(self, msg) -> None:
         self.stats.frame_received(replaced_unprocessed=self.worker.put(msg))
@@ -189,27 +165,22 @@ class DetectorNode(LifecycleNode):
                                                 (width, height))
         return calibrated or intrinsics_from_hfov(width, height, self.values["default_hfov_deg"])
 
-    def publish_diagnostics(self) -> None:
-        """Publish rates, latency, drops and bad input on /diagnostics."""
-        if self.detector is None:
-            return
-        active, backend = self.worker.running, self.detector.backend
-        values = dict(self.stats.summary(), backend=backend.name, device=backend.device,
-                      model=self.model, state="active" if active else "inactive",
+    def report(self) -> tuple[dict[str, str], str]:
+        """Rates, latency, drops and bad input, with the model and where it runs."""
+        values = dict(self.stats.summary(), model=self.model,
                       **{faces3d.DIAGNOSTICS_KEY: self.heads.status})
-        self._pubs["diagnostics"].publish(convert.diagnostics(
-            f"{self.get_fully_qualified_name()}: face detection", values, active,
-            "detecting" if active else "inactive", backend.device,
-            Header(stamp=self.get_clock().now().to_msg())))
+        if self.detector is None:
+            return values, ""
+        backend = self.detector.backend
+        values.update(backend=backend.name, device=backend.device)
+        return values, backend.device
 
-    def _validate(self, changes) -> SetParametersResult:
-        reasons = params.problems(changes, self.values)
-        if not reasons and not self._post_set:  # Humble: no post-set callbacks
-            self._apply(changes)
-        return SetParametersResult(successful=not reasons, reason="; ".join(reasons))
+    def problems(self, changes) -> list[str]:
+        """Choice and threshold rules, on the merged values."""
+        return params.problems(changes, self.values)
 
-    def _apply(self, changes) -> None:
-        self.values.update({p.name: p.value for p in changes if p.name in self.values})
+    def apply(self, changes) -> None:
+        """Thresholds and input size take effect on the next frame."""
         if self.detector is not None:
             self.detector.settings = params.decode_settings(self.values)
             self.detector.input_size = self.values["input_size"]

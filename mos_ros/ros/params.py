@@ -15,6 +15,8 @@ from rclpy.parameter import Parameter
 from mos_ros.core.markers import DEFAULT_HFOV_DEG, HFOV_LIMITS_DEG
 from mos_ros.core.postprocess import DecodeSettings
 from mos_ros.detector import DEFAULT_INPUT_SIZE
+from mos_ros.ros.health import HealthLimits
+from mos_ros.ros.qos import AUTO, RELIABILITY
 
 #: Accepted values of the ``input`` parameter.
 INPUT_KINDS = ("raw", "compressed")
@@ -45,6 +47,25 @@ class Spec:
     limits: tuple[float, float] | None = None
 
 
+#: The frame subscriptions' reliability (both nodes).
+RELIABILITY_SPEC = Spec(
+    "reliability", AUTO, "Reliability of the camera subscriptions: auto (follow the camera: "
+    "reliable when all its publishers are), best_effort or reliable; the newest frame wins "
+    "either way", read_only=True)
+
+AUTOSTART_SPEC = Spec("autostart", True, "Configure and activate at start-up (else wait for "
+                      "lifecycle transitions)", read_only=True)
+_HEALTH = HealthLimits()
+#: When /diagnostics turns WARN (both nodes); 0 turns a check off.
+HEALTH_SPECS = (
+    Spec("stale_input_s", _HEALTH.stale_input_s, "WARN when no image came for this long while "
+         "active, seconds", limits=(0.0, 3600.0)),
+    Spec("max_drop_share", _HEALTH.max_drop_share, "WARN when a larger share of the frames of "
+         "the last seconds was dropped (the node was busy), [0, 1]", limits=(0.0, 1.0)),
+    Spec("latency_budget_ms", _HEALTH.latency_budget_ms, "WARN when the median processing "
+         "latency exceeds this, milliseconds", limits=(0.0, 60000.0)),
+)
+
 SPECS = (
     Spec("model_path", "", "Model file (.onnx, .pt, .ncnn folder); empty: $MOS_MODEL or the "
          "shipped default model in the backend's form (onnxruntime: int8 on the CPU, fp32 "
@@ -59,8 +80,8 @@ SPECS = (
          limits=(0, MAX_THREADS)),
     Spec("input", "raw", "Subscribe to 'image' (raw: sensor_msgs/Image) or 'image/compressed' "
          "(compressed: sensor_msgs/CompressedImage)", read_only=True),
-    Spec("autostart", True, "Configure and activate at start-up (else wait for lifecycle "
-         "transitions)", read_only=True),
+    RELIABILITY_SPEC,
+    AUTOSTART_SPEC,
     Spec("input_size", DEFAULT_INPUT_SIZE, "Long side of the network input, pixels (smaller is "
          "faster, finds fewer small faces)", limits=INPUT_SIZE_RANGE),
     Spec("score_threshold", _DEFAULTS.score_threshold, "Minimum face probability",
@@ -78,7 +99,7 @@ SPECS = (
          "'faces/markers', metres", limits=MARKER_SCALE_RANGE),
     Spec("default_hfov_deg", DEFAULT_HFOV_DEG, "Horizontal field of view assumed until "
          "'camera_info' brings a calibration, degrees", limits=HFOV_LIMITS_DEG),
-)
+) + HEALTH_SPECS
 
 
 def descriptor(spec: Spec) -> ParameterDescriptor:
@@ -101,11 +122,6 @@ def declare(node: Node, specs: tuple[Spec, ...] = SPECS) -> None:
         node.declare_parameter(spec.name, spec.default, descriptor(spec))
 
 
-def values(node: Node) -> dict[str, Any]:
-    """Current values of every parameter of :data:`SPECS`."""
-    return {spec.name: node.get_parameter(spec.name).value for spec in SPECS}
-
-
 def decode_settings(current: dict[str, Any]) -> DecodeSettings:
     """DecodeSettings from parameter values; ValueError with the reasons when invalid."""
     return DecodeSettings(**{name: current[name] for name in DECODE_NAMES})
@@ -117,8 +133,17 @@ def problems(changes: list[Parameter], current: dict[str, Any]) -> list[str]:
     Threshold rules are :meth:`DecodeSettings.problems`, checked on the merged values.
     """
     merged = dict(current, **{p.name: p.value for p in changes})
-    reasons = []
-    if merged["input"] not in INPUT_KINDS:
-        reasons.append(f"input must be one of {', '.join(INPUT_KINDS)} (got {merged['input']})")
+    reasons = choice_problems(merged)
     reasons += DecodeSettings.problems_for(**{name: merged[name] for name in DECODE_NAMES})
     return reasons
+
+
+#: Parameters with a fixed set of values (both nodes): name -> accepted values.
+CHOICES = {"input": INPUT_KINDS, "reliability": tuple(RELIABILITY)}
+
+
+def choice_problems(values: dict[str, Any]) -> list[str]:
+    """Reasons the choice parameters among ``values`` are not one of their accepted values."""
+    return [f"{name} must be one of {', '.join(accepted)} (got {values[name]})"
+            for name, accepted in CHOICES.items()
+            if name in values and values[name] not in accepted]

@@ -6,16 +6,14 @@ by header stamp in a bounded cache (:mod:`mos_ros.core.stamp_cache`) and hands e
 its id and quality; ``faces/selected`` a SelectedFace, with the aligned 112x112 crop, whenever
 a track's best shot is due; ``/tf`` a ``face_<track_id>`` frame per tracked face placed in 3-D
 by the detector. Faces whose image never arrives and unusable faces are counted.
+A lifecycle node: configure builds the selector, activate subscribes.
 """
 from __future__ import annotations
 
 import sys
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import SetParametersResult
-from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -27,11 +25,13 @@ from mos_ros.core.stamp_cache import NS_PER_S, StampCache, StampSeconds, stamp_n
 from mos_ros.core.types import Face
 from mos_ros.msg import FaceArray, SelectedFace
 from mos_ros.ros import convert, faces3d, selector_params
-from mos_ros.ros.params import declare
-from mos_ros.ros.detector_node import DIAGNOSTICS_PERIOD_S, OUTPUT_DEPTH, QOS_OVERRIDES
-from mos_ros.ros.stats import MS_PER_S, FrameStats, RateMeter
+from mos_ros.ros.node_base import FAILURE, OUTPUT_DEPTH, SUCCESS, MosNode
+from mos_ros.ros.stats import MS_PER_S, RateMeter
 from mos_ros.ros.spin import run_node
 
+#: Images kept by the subscription: every image with faces is needed, so a short burst
+#: (while a selection runs) must not displace any.
+IMAGE_DEPTH = 5
 #: Reason under which unexpected selection failures are counted.
 SELECTION_ERROR = "selection error"
 #: Keys of FrameStats' summary renamed (its frames are face arrays; none are dropped here).
@@ -54,37 +54,67 @@ def _face_msg(face: Face, track_id: int, quality: float):
     return msg
 
 
-class SelectorNode(Node):
+class SelectorNode(MosNode):
     """Tracks the detector's faces and publishes each person's best shots."""
 
+    TASK = "face selection"
+
     def __init__(self, **kwargs) -> None:
-        super().__init__("face_selector", **kwargs)
-        declare(self, selector_params.SPECS)
-        self.values = selector_params.values(self)
-        try:
-            configs = selector_params.configs(self.values)
-        except ValueError as exc:
-            self.destroy_node()
-            raise ValueError(f"face_selector: invalid parameters: {exc}") from None
+        super().__init__("face_selector", selector_params.SPECS, **kwargs)
+        self.selector: FaceSelector | None = None
+        self.cache: StampCache | None = None
+        self.image_rate, self.selected = RateMeter(), 0
+        self._times, self._logged = StampSeconds(), set()
+        self._pubs, self._faces_sub = {}, None
+        self.transforms = faces3d.TransformPublisher(self)
+        self.start()
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Build the selector and cache from the parameters; create the publishers."""
+        if super().on_configure(state) != SUCCESS:
+            return FAILURE
+        configs = selector_params.configs(self.values)
         self.selector = FaceSelector(configs["selector"], configs["quality"], configs["tracker"])
         self.cache = StampCache(configs["cache"])
-        self.stats, self.image_rate, self.selected = FrameStats(), RateMeter(), 0
-        self._times, self._logged = StampSeconds(), set()
-        compressed = self.values["input"] == "compressed"
-        kind, topic = (CompressedImage, "image/compressed") if compressed else (Image, "image")
-        self.create_subscription(kind, topic, self._on_image, qos_profile_sensor_data,
-                                 **QOS_OVERRIDES)
-        self.create_subscription(FaceArray, "faces", self._on_faces, OUTPUT_DEPTH)
         pub = self.create_publisher
         self._pubs = {"selected": pub(SelectedFace, "faces/selected", OUTPUT_DEPTH),
-                      "tracked": pub(FaceArray, "faces/tracked", OUTPUT_DEPTH),
-                      "diagnostics": pub(DiagnosticArray, "/diagnostics", OUTPUT_DEPTH)}
-        self.transforms = faces3d.TransformPublisher(self)
-        self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
-        self.add_on_set_parameters_callback(self._validate)
-        self._post_set = hasattr(self, "add_post_set_parameters_callback")  # Iron and newer
-        if self._post_set:
-            self.add_post_set_parameters_callback(self._apply)
+                      "tracked": pub(FaceArray, "faces/tracked", OUTPUT_DEPTH)}
+        return SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe to the images and the detector's faces."""
+        compressed = self.values["input"] == "compressed"
+        kind, topic = (CompressedImage, "image/compressed") if compressed else (Image, "image")
+        self.subscribe_frames(kind, topic, self._on_image, IMAGE_DEPTH)
+        self._faces_sub = self.create_subscription(FaceArray, "faces", self._on_faces,
+                                                   OUTPUT_DEPTH)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Unsubscribe."""
+        self._drop_faces_subscription()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Destroy the publishers and forget the tracks."""
+        self._release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop everything, from whichever state."""
+        self._drop_faces_subscription()
+        self._release()
+        return super().on_shutdown(state)
+
+    def _drop_faces_subscription(self) -> None:
+        if self._faces_sub is not None:
+            self.destroy_subscription(self._faces_sub)
+        self._faces_sub = None
+
+    def _release(self) -> None:
+        for publisher in self._pubs.values():
+            self.destroy_publisher(publisher)
+        self._pubs, self.selector, self.cache = {}, None, None
 
     def _on_image(self, msg) -> None:
         self.image_rate.tick()
@@ -151,31 +181,36 @@ class SelectorNode(Node):
                             inter_eye_distance=inter_eye_distance(shot.face.landmarks))
 
     def publish_diagnostics(self) -> None:
-        """Expire faces whose image never came; publish rates, selections, skips and gates."""
-        self._handle(None, self.cache.expire())
+        """Expire faces whose image never came, then report (see :class:`MosNode`)."""
+        if self.cache is not None:
+            self._handle(None, self.cache.expire())
+        super().publish_diagnostics()
+
+    def report(self) -> tuple[dict[str, str], str]:
+        """Rates, selections, skips and gates."""
         values = {"image input rate (Hz)": f"{self.image_rate.rate():.2f}"}
         for key, value in self.stats.summary().items():
             if RENAMED.get(key, key):
                 values[RENAMED.get(key, key)] = value
-        values.update({"selected faces": str(self.selected),
-                       "active tracks": str(len(self.selector.tracker)),
+        values["selected faces"] = str(self.selected)
+        if self.selector is None:
+            return values, ""
+        values.update({"active tracks": str(len(self.selector.tracker)),
                        "images waiting for faces": str(self.cache.images),
                        "face arrays waiting for images": str(self.cache.waiting),
                        "images without faces": str(self.cache.images_unused)})
         values.update({f"{'gated' if reason in GATES else 'skipped'}: {reason}": str(count)
                        for reason, count in sorted(self.selector.counts.items())})
-        self._pubs["diagnostics"].publish(convert.diagnostics(
-            f"{self.get_fully_qualified_name()}: face selection", values, True, "selecting",
-            "", Header(stamp=self.get_clock().now().to_msg())))
+        return values, ""
 
-    def _validate(self, changes) -> SetParametersResult:
-        reasons = selector_params.problems(changes, self.values)
-        if not reasons and not self._post_set:  # Humble: no post-set callbacks
-            self._apply(changes)
-        return SetParametersResult(successful=not reasons, reason="; ".join(reasons))
+    def problems(self, changes) -> list[str]:
+        """The core configurations' rules, under the parameters' names."""
+        return selector_params.problems(changes, self.values)
 
-    def _apply(self, changes) -> None:
-        self.values.update({p.name: p.value for p in changes if p.name in self.values})
+    def apply(self, changes) -> None:
+        """Reconfigure the selector and the cache in place (tracks are kept)."""
+        if self.selector is None:
+            return
         configs = selector_params.configs(self.values)
         self.selector.configure(configs["selector"], configs["quality"], configs["tracker"])
         self._handle(None, self.cache.configure(configs["cache"]))

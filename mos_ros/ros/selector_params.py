@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from mos_ros.core.quality import QualityConfig
 from mos_ros.core.selection import SelectorConfig
 from mos_ros.core.stamp_cache import StampCacheConfig
 from mos_ros.core.tracking import TrackerConfig
-from mos_ros.ros.params import INPUT_KINDS, Spec
+from mos_ros.ros.params import (AUTOSTART_SPEC, HEALTH_SPECS, RELIABILITY_SPEC, Spec,
+                                choice_problems)
 
 #: The configurations the parameters set, by group name.
 CONFIGS = {"selector": SelectorConfig, "tracker": TrackerConfig, "quality": QualityConfig,
@@ -74,12 +74,8 @@ TABLE = (
 )
 INPUT = Spec("input", "raw", "Subscribe to 'image' (raw: sensor_msgs/Image) or "
              "'image/compressed' (compressed: sensor_msgs/CompressedImage)", read_only=True)
-SPECS = (INPUT,) + tuple(spec for spec, _, _ in TABLE)
-
-
-def values(node: Node) -> dict[str, Any]:
-    """Current values of every parameter of :data:`SPECS`."""
-    return {spec.name: node.get_parameter(spec.name).value for spec in SPECS}
+SPECS = ((INPUT, RELIABILITY_SPEC, AUTOSTART_SPEC) + tuple(spec for spec, _, _ in TABLE)
+         + HEALTH_SPECS)
 
 
 def _by_group(current: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -101,9 +97,7 @@ def configs(current: dict[str, Any]) -> dict[str, Any]:
 def problems(changes: list[Parameter], current: dict[str, Any]) -> list[str]:
     """Why ``changes`` cannot be applied on top of ``current`` (empty when they can)."""
     merged = dict(current, **{p.name: p.value for p in changes})
-    reasons = []
-    if merged["input"] not in INPUT_KINDS:
-        reasons.append(f"input must be one of {', '.join(INPUT_KINDS)} (got {merged['input']})")
+    reasons = choice_problems(merged)
     names = {(group, field): spec.name for spec, group, field in TABLE}
     for group, settings in _by_group(merged).items():
         for reason in CONFIGS[group].problems_for(**settings):

@@ -41,6 +41,11 @@ class RateMeter:
         span = self._times[-1] - self._times[0]
         return (len(self._times) - 1) / span if span > 0 else 0.0
 
+    def count(self) -> int:
+        """Events in the window."""
+        self._expire()
+        return len(self._times)
+
     def _expire(self) -> None:
         oldest = self._clock() - self._window_s
         while self._times and self._times[0] < oldest:
@@ -55,6 +60,9 @@ class FrameStats:
         self._lock = threading.Lock()
         self._input = RateMeter(window_s, clock)
         self._output = RateMeter(window_s, clock)
+        self._drops = RateMeter(window_s, clock)
+        self._clock = clock
+        self._last_input: float | None = None
         self._latency_ms: deque[float] = deque(maxlen=latency_samples)
         self.received = 0
         self.processed = 0
@@ -67,6 +75,9 @@ class FrameStats:
             self.received += 1
             self.dropped += int(replaced_unprocessed)
             self._input.tick()
+            self._last_input = self._clock()
+            if replaced_unprocessed:
+                self._drops.tick()
 
     def frame_processed(self, latency_ms: float) -> None:
         """A frame's results were published after ``latency_ms`` of processing."""
@@ -80,6 +91,17 @@ class FrameStats:
         with self._lock:
             self.bad_input[reason] += 1
             return self.bad_input[reason] == 1
+
+    def seconds_since_input(self) -> float | None:
+        """Seconds since the last frame arrived; None before the first."""
+        with self._lock:
+            return None if self._last_input is None else self._clock() - self._last_input
+
+    def drop_share(self) -> float:
+        """Share of the frames that arrived in the rate window and were dropped, [0, 1]."""
+        with self._lock:
+            arrived = self._input.count()
+            return min(1.0, self._drops.count() / arrived) if arrived else 0.0
 
     def median_latency_ms(self) -> float | None:
         """Median of the recent processing latencies; None before the first frame."""

@@ -35,6 +35,8 @@ WORKING = NodeState(configured=True, active=True, seconds_since_input=0.1, drop_
      Level.WARN, "dropping 80%"),
     (NodeState(configured=True, active=True, seconds_since_input=0.1, median_latency_ms=250),
      Level.WARN, "latency 250 ms over the 100 ms budget"),
+    (NodeState(configured=True, active=True, seconds_since_input=0.1,
+               host_warning="net.core.rmem_max is 208 KB"), Level.WARN, "rmem_max"),
     (WORKING, Level.OK, "ok"),
 ])
 def test_health_levels(state, level, words):

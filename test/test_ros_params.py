@@ -1,6 +1,7 @@
 """A parameter file reaches the nodes in any namespace: each node runs as its own process
 (``python -m ...node --ros-args -r __ns:=/robot/head --params-file FILE``, as ``ros2 run`` and
-``ros2 launch`` start it) and the values are read back over its parameter services."""
+``ros2 launch`` start it) and the values are read back over its parameter services; so are the
+descriptors, which come from the core configurations' fields."""
 import subprocess
 import sys
 from pathlib import Path
@@ -8,11 +9,15 @@ from pathlib import Path
 import pytest
 import rclpy
 import yaml
-from rcl_interfaces.srv import GetParameters
+from rcl_interfaces.srv import DescribeParameters, GetParameters
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import parameter_value_to_python
 
+from mos_ros.core.postprocess import DecodeSettings
+from mos_ros.core.validation import describe
+from mos_ros.ros import params, selector_params
+from mos_ros.ros.health import HealthLimits
 from mos_ros.ros.launch_args import parameter_overrides
 from mos_ros.ros.testing import spin_until, stop_process
 
@@ -52,13 +57,39 @@ def reader():
     rclpy.try_shutdown(context=context)
 
 
+def ask(node, executor, kind, service: str, request):
+    client = node.create_client(kind, service)
+    assert spin_until(executor, client.service_is_ready, TIMEOUT_S), f"no service {service}"
+    future = client.call_async(request)
+    assert spin_until(executor, future.done, TIMEOUT_S), f"{service} did not answer"
+    return future.result()
+
+
 def read_back(node, executor, fqn: str, names: list[str]) -> dict:
-    client = node.create_client(GetParameters, f"{fqn}/get_parameters")
-    assert spin_until(executor, client.service_is_ready, TIMEOUT_S), f"{fqn} has no service"
-    future = client.call_async(GetParameters.Request(names=names))
-    assert spin_until(executor, future.done, TIMEOUT_S), f"{fqn} did not answer"
-    return {name: parameter_value_to_python(value)
-            for name, value in zip(names, future.result().values)}
+    result = ask(node, executor, GetParameters, f"{fqn}/get_parameters",
+                 GetParameters.Request(names=names))
+    return {name: parameter_value_to_python(value) for name, value in zip(names, result.values)}
+
+
+#: Per node: parameter name -> (configuration, field) whose metadata describes it.
+FIELD_BACKED = {
+    "mos_detector": {**{name: (DecodeSettings, name) for name in params.DECODE_NAMES},
+                     **{spec.name: (HealthLimits, spec.name) for spec in params.HEALTH_SPECS}},
+    "face_selector": {spec.name: (selector_params.CONFIGS[group], field)
+                      for spec, group, field in selector_params.TABLE},
+}
+
+
+def descriptors_back(node, executor, fqn: str, names: list[str]) -> dict:
+    """name -> (description, (low, high) or None) as the node process describes it."""
+    result = ask(node, executor, DescribeParameters, f"{fqn}/describe_parameters",
+                 DescribeParameters.Request(names=names))
+    described = {}
+    for d in result.descriptors:
+        ranges = list(d.integer_range) or list(d.floating_point_range)
+        described[d.name] = (d.description,
+                             (ranges[0].from_value, ranges[0].to_value) if ranges else None)
+    return described
 
 
 def test_node_processes_under_a_namespace_take_the_parameter_file(params_file, reader):
@@ -70,6 +101,10 @@ def test_node_processes_under_a_namespace_take_the_parameter_file(params_file, r
         for name, values in CHANGED.items():
             got = read_back(*reader, f"{NAMESPACE}/{name}", list(values))
             assert got == values, name
+        for name, backed in FIELD_BACKED.items():
+            got = descriptors_back(*reader, f"{NAMESPACE}/{name}", list(backed))
+            expected = {param: describe(*where)[1:] for param, where in backed.items()}
+            assert got == expected, name
     finally:
         for child in children:
             stop_process(child)

@@ -49,23 +49,20 @@ def _describe(device: torch.device) -> str:
     return device.type
 
 
-@register_backend("torch")
-class TorchBackend:
-    """A MOS checkpoint evaluated by PyTorch, in its inference form (:mod:`mos_ros.model.fused`)
-    under ``torch.inference_mode``."""
+class ModuleBackend:
+    """A MOS module already in memory (e.g. one being trained), run as an inference backend.
 
-    def __init__(self, model_path: str | Path, *, device: str = "auto",
-                 threads: int | None = None) -> None:
-        self.path = require_path(Path(model_path), "checkpoint file")
-        self._device = resolve_device(device)
-        if threads is not None:
-            if threads < 1:
-                raise ValueError(f"threads must be >= 1, got {threads}")
-            # Process-wide in torch: the last backend opened decides.
-            torch.set_num_threads(threads)
-        model, self.meta = load_checkpoint(self.path, map_location="cpu")
-        self._model = fuse_for_inference(model).to(self._device)
+    The module is used as it is (no fusing), in whatever mode the caller set, under
+    ``torch.inference_mode``; ``source`` names it in error messages.
+    """
+
+    def __init__(self, model: torch.nn.Module, device: torch.device | str = "cpu",
+                 source: str = "the model in memory") -> None:
+        self._model = model
+        self._device = torch.device(device)
+        self.meta = model.meta
         self.device = _describe(self._device)
+        self.source = source
 
     def infer(self, batch: np.ndarray) -> RawOutputs:
         """Raw outputs for a float32 NCHW, mean-subtracted batch."""
@@ -75,4 +72,22 @@ class TorchBackend:
             outputs = self._model(tensor)
             arrays = [out.float().cpu().numpy() for out in outputs]
         return check_outputs(RawOutputs.from_sequence(arrays), batch.shape, self.meta,
-                             str(self.path))
+                             self.source)
+
+
+@register_backend("torch")
+class TorchBackend(ModuleBackend):
+    """A MOS checkpoint evaluated by PyTorch, in its inference form (:mod:`mos_ros.model.fused`)
+    under ``torch.inference_mode``."""
+
+    def __init__(self, model_path: str | Path, *, device: str = "auto",
+                 threads: int | None = None) -> None:
+        self.path = require_path(Path(model_path), "checkpoint file")
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads must be >= 1, got {threads}")
+            # Process-wide in torch: the last backend opened decides.
+            torch.set_num_threads(threads)
+        model, _ = load_checkpoint(self.path, map_location="cpu")
+        resolved = resolve_device(device)
+        super().__init__(fuse_for_inference(model).to(resolved), resolved, str(self.path))

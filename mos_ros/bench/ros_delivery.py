@@ -4,7 +4,7 @@ of published frames that come back as a FaceArray, per rate, size and camera rel
 
     python -m mos_ros.bench.ros_delivery [--rates 1 5 15] [--sizes 640x480 1280x720]
         [--reliability best_effort reliable] [--seconds 10] [--node-source DIR]
-        [--camera-profile]
+        [--camera-profile] [--json]
 
 This process is the camera: it publishes bgr8 frames at a steady rate (never a burst) with
 the chosen reliability and Fast DDS's defaults (unless ``--camera-profile`` loads the
@@ -17,11 +17,12 @@ delivery, not inference speed.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -218,12 +219,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the node from this checkout of the package")
     parser.add_argument("--camera-profile", action="store_true",
                         help="the camera loads config/fastdds_camera_frames.xml too")
+    parser.add_argument("--json", action="store_true",
+                        help="print the cells as one JSON list instead of the table")
     args = parser.parse_args(argv)
     rows = run(random_model(args.random_model), args.rates, args.sizes, args.reliability,
                args.seconds, args.node_source, args.camera_profile)
+    if args.json:
+        print(json.dumps([asdict(row) for row in rows]))
+        return 0
     source = args.node_source or "this checkout"
+    discovery = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") or "the default (SUBNET)"
     print(f"node from {source}; camera at "
-          f"{'the camera-frames profile' if args.camera_profile else 'Fast DDS defaults'}")
+          f"{'the camera-frames profile' if args.camera_profile else 'Fast DDS defaults'}; "
+          f"discovery range {discovery}")
     print(format_table(rows))
     return 0
 

@@ -23,9 +23,9 @@ import numpy as np
 from mos_ros.bench.machine import describe_machine, usable_cores
 from mos_ros.bench.report import (
     BackendResult, BaselineReport, BaselineRow, BenchReport, Skipped, StageStats)
-from mos_ros.bench.timing import MS_PER_S, Stat, elapsed_ms
-from mos_ros.core.postprocess import decode_faces
-from mos_ros.core.preprocess import prepare
+from mos_ros.bench.timing import Stat, elapsed_ms
+from mos_ros.core.postprocess import DecodeSettings
+from mos_ros.detector import FaceDetector
 
 _LOG = logging.getLogger(__name__)
 
@@ -143,19 +143,13 @@ def synthetic_frame(height: int, width: int, seed: int = TEXTURE_SEED) -> np.nda
 
 
 def _stage_timer(backend, image: np.ndarray, input_hw: tuple[int, int]):
-    """A callable running one detection that returns (times_ms of the 3 stages, faces)."""
-    meta = backend.meta
+    """A callable running one detection, as the nodes run it, that returns (times_ms of the
+    3 stages, number of faces)."""
+    detector = FaceDetector(backend, DecodeSettings(), input_hw)
 
     def run_once() -> tuple[tuple[float, float, float], int]:
-        start = time.perf_counter()
-        batch, letterbox = prepare(image, input_hw, meta.input_mean)
-        prepared = time.perf_counter()
-        raw = backend.infer(batch)
-        inferred = time.perf_counter()
-        faces = decode_faces(raw, meta, letterbox)
-        done = time.perf_counter()
-        return ((prepared - start) * MS_PER_S, (inferred - prepared) * MS_PER_S,
-                (done - inferred) * MS_PER_S), len(faces)
+        faces, times = detector.detect_timed(image)
+        return (times.preprocess_ms, times.network_ms, times.postprocess_ms), len(faces)
 
     return run_once
 

@@ -12,23 +12,22 @@ from mos_ros.core.nms import nms
 from mos_ros.core.pose import bins_to_degrees
 from mos_ros.core.preprocess import Letterbox
 from mos_ros.core.types import Face, HeadPose, RawOutputs
-from mos_ros.core.validation import Rule, Validated
+from mos_ros.core.validation import Rule, Validated, setting
 
 
 @dataclass(frozen=True)
 class DecodeSettings(Validated):
     """Thresholds that turn anchor predictions into faces; all can change at run time."""
 
-    #: Minimum face probability to keep a detection.
-    score_threshold: float = 0.5
-    #: IoU above which a lower-scoring overlapping detection is suppressed.
-    nms_threshold: float = 0.4
-    #: Candidates kept (by score) before NMS; bounds the NMS cost.
-    top_k: int = 5000
-    #: Faces kept after NMS.
-    keep_top_k: int = 750
-    #: Smallest face (shorter box side, image pixels) reported.
-    min_face_size: float = 0.0
+    score_threshold: float = setting(0.5, "Minimum face probability", (0.0, 1.0))
+    nms_threshold: float = setting(0.4, "IoU above which a lower-scoring overlapping face is "
+                                   "suppressed, in (0, 1]", (0.0, 1.0))
+    top_k: int = setting(5000, "Candidates kept (by score) before NMS; bounds the NMS cost",
+                         (1, 100000))
+    keep_top_k: int = setting(750, "Most faces reported per image (kept after NMS)",
+                              (1, 10000))
+    min_face_size: float = setting(0.0, "Smallest face reported (shorter box side), image "
+                                   "pixels", (0.0, 10000.0))
 
     def rules(self) -> list[Rule]:
         """Allowed values of each field."""

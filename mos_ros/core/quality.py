@@ -26,7 +26,7 @@ from mos_ros.core.align import (TEMPLATE_SIZE, landmark_problem, template_for,
                                 warp_to_template)
 from mos_ros.core.image_io import to_bgr
 from mos_ros.core.types import Face
-from mos_ros.core.validation import Rule, Validated
+from mos_ros.core.validation import Rule, Validated, setting
 
 #: Indices of the two eyes in a face's landmarks (RetinaFace order).
 LEFT_EYE, RIGHT_EYE = 0, 1
@@ -39,29 +39,31 @@ MAX_POSE_ANGLE_DEG = 90.0
 class QualityConfig(Validated):
     """Constants of the quality terms; defaults suit a 112x112 ArcFace crop."""
 
-    #: Inter-eye distance (image pixels) at which the size term is 0.5.
-    size_centre_px: float = 30.0
-    #: Width of the size sigmoid (pixels): the term goes from 0.27 to 0.73 over +-1 width.
-    size_slope_px: float = 5.0
-    #: Side of the aligned crop in pixels; the sharpness calibration assumes 112.
-    crop_size: int = TEMPLATE_SIZE
-    #: Gaussian smoothing (crop pixels) before the Laplacian; see the module docstring.
-    sharpness_sigma_px: float = 1.0
-    #: Laplacian-of-Gaussian variance (gray levels squared) at which sharpness is 0.5.
-    sharpness_half_variance: float = 20.0
-    #: Margin around the template landmarks' bounding box, as a fraction of the crop size, that
-    #: delimits the face region measured (keeps the black fill of off-image areas out).
-    face_region_margin: float = 0.08
-    #: Whether the exposure term is computed and multiplied into the total.
-    use_exposure: bool = False
-    #: Face-region mean brightness (gray level) that scores exposure 1.
-    exposure_target: float = 128.0
-    #: Distance of the mean from the target (gray levels) at which exposure falls to 0.
-    exposure_tolerance: float = 128.0
-    #: Gray levels at or below this count as clipped to black.
-    dark_clip_level: int = 5
-    #: Gray levels at or above this count as clipped to white.
-    bright_clip_level: int = 250
+    size_centre_px: float = setting(30.0, "Inter-eye distance at which the size term is 0.5, "
+                                    "image pixels", (0.0, 10000.0))
+    size_slope_px: float = setting(5.0, "Width of the size sigmoid, pixels: the term goes "
+                                   "from 0.27 to 0.73 over +-1 width", (0.0, 1000.0))
+    crop_size: int = setting(TEMPLATE_SIZE, "Side of the aligned crop, pixels; the sharpness "
+                             "calibration assumes 112", (32, 1024))
+    sharpness_sigma_px: float = setting(1.0, "Gaussian smoothing before the Laplacian, crop "
+                                        "pixels (see the module docstring)", (0.0, 5.0))
+    sharpness_half_variance: float = setting(20.0, "Laplacian-of-Gaussian variance of the "
+                                             "aligned crop at which the sharpness term is "
+                                             "0.5, > 0", (0.0, 1e6))
+    face_region_margin: float = setting(0.08, "Margin around the template landmarks' bounding "
+                                        "box, as a fraction of the crop size, that delimits "
+                                        "the face region measured (keeps the black fill of "
+                                        "off-image areas out)", (0.0, 0.25))
+    use_exposure: bool = setting(False, "Whether the exposure term is computed and multiplied "
+                                 "into the total")
+    exposure_target: float = setting(128.0, "Face-region mean brightness that scores exposure "
+                                     "1, gray level", (0.0, 255.0))
+    exposure_tolerance: float = setting(128.0, "Distance of the mean from the target at which "
+                                        "exposure falls to 0, gray levels", (0.0, 255.0))
+    dark_clip_level: int = setting(5, "Gray levels at or below this count as clipped to black",
+                                   (0, 255))
+    bright_clip_level: int = setting(250, "Gray levels at or above this count as clipped to "
+                                     "white", (0, 255))
 
     def rules(self) -> list[Rule]:
         """Allowed values of each field."""

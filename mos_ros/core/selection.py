@@ -23,7 +23,7 @@ from mos_ros.core.quality import (QualityConfig, QualityResult, QualityTerms, as
                                   inter_eye_distance, validate_face)
 from mos_ros.core.tracking import Track, Tracker, TrackerConfig
 from mos_ros.core.types import Face
-from mos_ros.core.validation import Rule, Validated
+from mos_ros.core.validation import Rule, Validated, setting
 
 _LOG = logging.getLogger(__name__)
 
@@ -42,26 +42,25 @@ NO_FREE_TRACK = "no free track (max_tracks reached)"
 class SelectorConfig(Validated):
     """Gates and emission rules of :class:`BestShotSelector`; all can change at run time."""
 
-    #: Largest |yaw| (degrees) of a candidate; recognition degrades quickly beyond it.
-    max_abs_yaw_deg: float = 45.0
-    #: Largest |pitch| (degrees) of a candidate.
-    max_abs_pitch_deg: float = 30.0
-    #: Largest |roll| (degrees) of a candidate; alignment removes roll, but landmarks of
-    #: strongly rolled faces are less reliable.
-    max_abs_roll_deg: float = 60.0
-    #: Smallest inter-eye distance (image pixels) of a candidate.
-    min_inter_eye_px: float = 12.0
-    #: Smallest sharpness term (in [0, 1]) of a candidate.
-    min_sharpness: float = 0.2
-    #: Smallest total quality (in [0, 1]) of a candidate.
-    min_quality: float = 0.0
-    #: How much (absolute, in total-quality units) a candidate must beat the track's last
-    #: emitted shot by to be emitted again.
-    improvement_margin: float = 0.05
-    #: Smallest time (stamp seconds) between two emissions for one track.
-    min_interval_s: float = 1.0
-    #: Whether a track that ends emits the better shot still waiting for its interval.
-    emit_on_track_end: bool = True
+    max_abs_yaw_deg: float = setting(45.0, "Largest |yaw| of a face worth selecting, degrees "
+                                     "(recognition degrades quickly beyond it)", (0.0, 90.0))
+    max_abs_pitch_deg: float = setting(30.0, "Largest |pitch| of a face worth selecting, "
+                                       "degrees", (0.0, 90.0))
+    max_abs_roll_deg: float = setting(60.0, "Largest |roll| of a face worth selecting, degrees "
+                                      "(alignment removes roll, but landmarks of strongly "
+                                      "rolled faces are less reliable)", (0.0, 180.0))
+    min_inter_eye_px: float = setting(12.0, "Smallest distance between the eyes of a face "
+                                      "worth selecting, image pixels", (0.0, 10000.0))
+    min_sharpness: float = setting(0.2, "Smallest sharpness term of a face worth selecting, "
+                                   "[0, 1]", (0.0, 1.0))
+    min_quality: float = setting(0.0, "Smallest total quality of a face worth selecting, "
+                                 "[0, 1]", (0.0, 1.0))
+    improvement_margin: float = setting(0.05, "Quality by which a new shot of a track must "
+                                        "beat its last published one, [0, 1]", (0.0, 1.0))
+    min_interval_s: float = setting(1.0, "Shortest time between two shots of one track, stamp "
+                                    "seconds", (0.0, 3600.0))
+    emit_on_track_end: bool = setting(True, "Publish the better shot still waiting for "
+                                      "min_interval_s when its track ends")
 
     def rules(self) -> list[Rule]:
         """Allowed values of each field."""

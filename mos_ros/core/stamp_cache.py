@@ -18,7 +18,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from mos_ros.core.validation import Rule, Validated
+from mos_ros.core.validation import Rule, Validated, setting
 
 NS_PER_S = 1_000_000_000
 
@@ -35,12 +35,12 @@ EVICTED_STAMPS = 256
 class StampCacheConfig(Validated):
     """Sizes and waiting time of :class:`StampCache`; all can change at run time."""
 
-    #: Most images kept while they wait for their faces (the newest win).
-    image_cache_size: int = 30
-    #: Most faces entries kept while they wait for their image.
-    faces_cache_size: int = 10
-    #: Longest time (seconds of the cache's clock) faces wait for their image.
-    faces_wait_s: float = 0.5
+    image_cache_size: int = setting(30, "Most images kept while they wait for their faces "
+                                    "(each holds a full frame; the newest win)", (1, 10000))
+    faces_cache_size: int = setting(10, "Most face arrays kept while they wait for their "
+                                    "image", (1, 10000))
+    faces_wait_s: float = setting(0.5, "Longest a face array waits for its image, seconds",
+                                  (0.0, 60.0))
 
     def rules(self) -> list[Rule]:
         """Allowed values of each field."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from mos_ros.core.nms import iou_matrix
 from mos_ros.core.types import Face
-from mos_ros.core.validation import Rule, Validated
+from mos_ros.core.validation import Rule, Validated, setting
 
 _LOG = logging.getLogger(__name__)
 
@@ -32,21 +32,22 @@ _LOG = logging.getLogger(__name__)
 class TrackerConfig(Validated):
     """Association and life-cycle rules of :class:`Tracker`."""
 
-    #: Smallest IoU between a predicted track box and a face box for an overlap match.
-    iou_threshold: float = 0.3
-    #: Largest centre distance, in face sizes (sqrt of the predicted box area), for a
-    #: distance match when boxes do not overlap enough; 0 disables the fall-back.
-    max_centre_distance: float = 1.0
-    #: Consecutive matches that confirm a track.
-    min_hits: int = 3
-    #: Frames without a match after which a confirmed track is removed.
-    max_misses: int = 10
-    #: Stamp seconds without a match after which a track is removed (a stalled camera).
-    timeout_s: float = 2.0
-    #: Most tracks alive at once; beyond it the stalest unmatched track makes room.
-    max_tracks: int = 64
-    #: Weight of the newest velocity measurement in the smoothed velocity, in [0, 1].
-    velocity_smoothing: float = 0.5
+    iou_threshold: float = setting(0.3, "Smallest box overlap (IoU) of a face with a track's "
+                                   "predicted box to continue it, (0, 1]", (0.0, 1.0))
+    max_centre_distance: float = setting(
+        1.0, "Largest centre distance, in face sizes (sqrt of the predicted box area), for a "
+        "distance match when boxes do not overlap enough; 0 disables the fall-back",
+        (0.0, 100.0))
+    min_hits: int = setting(3, "Consecutive detections that confirm a track (no shot before)",
+                            (1, 10000))
+    max_misses: int = setting(10, "Frames without its face after which a confirmed track "
+                              "ends", (0, 10000))
+    timeout_s: float = setting(2.0, "Stamp seconds without its face after which a track ends "
+                               "(a stalled camera), > 0", (0.0, 3600.0))
+    max_tracks: int = setting(64, "Most tracks alive at once; beyond it the stalest unmatched "
+                              "track makes room", (1, 10000))
+    velocity_smoothing: float = setting(0.5, "Weight of the newest velocity measurement in the "
+                                        "smoothed velocity, [0, 1]", (0.0, 1.0))
 
     def rules(self) -> list[Rule]:
         """Allowed values of each field."""

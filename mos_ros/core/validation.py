@@ -3,14 +3,36 @@
 A configuration states its rules once, in :meth:`Validated.rules`; construction fails with every
 broken rule named, and :meth:`Validated.problems` gives the same reasons without raising, which
 is what a ROS parameter callback needs to reject a change with a reason.
+
+A field made with :func:`setting` also carries its description and the range offered to users;
+the ROS parameter descriptors are generated from them (``mos_ros.ros.params``), so a setting is
+described in exactly one place.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import MISSING, fields
 from typing import Any
 
 #: One rule: the field's name, whether its value obeys the rule, and the rule in words.
 Rule = tuple[str, bool, str]
+#: Metadata keys of a :func:`setting` field.
+DOC, RANGE = "doc", "range"
+
+
+def setting(default: Any, doc: str, offered: tuple[float, float] | None = None) -> Any:
+    """A dataclass field with its default, a one-line description and, for numbers, the range
+    a user interface offers (the field's rules remain the real limits)."""
+    return dataclasses.field(default=default, metadata={DOC: doc, RANGE: offered})
+
+
+def describe(cls: type, name: str) -> tuple[Any, str, tuple[float, float] | None]:
+    """Default, description and offered range of the :func:`setting` field ``name`` of
+    ``cls``; KeyError naming the field when it has no description."""
+    field = {f.name: f for f in fields(cls)}[name]
+    if DOC not in field.metadata:
+        raise KeyError(f"{cls.__name__}.{name} has no description (make it with setting())")
+    return field.default, field.metadata[DOC], field.metadata[RANGE]
 
 
 class Validated:

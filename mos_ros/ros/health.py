@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from mos_ros.core.validation import Rule, Validated, setting
+
 
 class Level(IntEnum):
     """diagnostic_msgs/DiagnosticStatus levels."""
@@ -20,12 +22,24 @@ class Level(IntEnum):
 
 
 @dataclass(frozen=True)
-class HealthLimits:
+class HealthLimits(Validated):
     """When a working node is reported WARN; 0 turns a check off."""
 
-    stale_input_s: float = 5.0
-    max_drop_share: float = 0.5
-    latency_budget_ms: float = 0.0
+    stale_input_s: float = setting(5.0, "WARN when no image came for this long while active, "
+                                   "seconds", (0.0, 3600.0))
+    max_drop_share: float = setting(0.5, "WARN when a larger share of the frames of the last "
+                                    "seconds was dropped (the node was busy), [0, 1]",
+                                    (0.0, 1.0))
+    latency_budget_ms: float = setting(0.0, "WARN when the median processing latency exceeds "
+                                       "this, milliseconds", (0.0, 60000.0))
+
+    def rules(self) -> list[Rule]:
+        """Allowed values of each field."""
+        return [
+            ("stale_input_s", self.stale_input_s >= 0.0, ">= 0"),
+            ("max_drop_share", 0.0 <= self.max_drop_share <= 1.0, "in [0, 1]"),
+            ("latency_budget_ms", self.latency_budget_ms >= 0.0, ">= 0"),
+        ]
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,8 @@ class NodeState:
     seconds_since_input: float | None = None
     drop_share: float = 0.0
     median_latency_ms: float | None = None
+    #: A host setting that makes the node lose input it cannot count (see ros/dds.py).
+    host_warning: str | None = None
 
 
 def assess(state: NodeState, limits: HealthLimits) -> tuple[Level, str]:
@@ -59,6 +75,8 @@ def assess(state: NodeState, limits: HealthLimits) -> tuple[Level, str]:
     if limits.latency_budget_ms > 0 and latency is not None and latency > limits.latency_budget_ms:
         warnings.append(f"latency {latency:.0f} ms over the {limits.latency_budget_ms:g} ms "
                         "budget")
+    if state.host_warning:
+        warnings.append(state.host_warning)
     if warnings:
         return Level.WARN, "; ".join(warnings)
     return Level.OK, "ok"

@@ -16,6 +16,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from std_msgs.msg import Header
 
 from mos_ros.ros import convert, params
+from mos_ros.ros.dds import discovery_range_warning, socket_buffer_warning
 from mos_ros.ros.health import HealthLimits, NodeState, assess
 from mos_ros.ros.qos import FrameSubscription
 from mos_ros.ros.stats import FrameStats
@@ -40,6 +41,11 @@ class MosNode(LifecycleNode):
         #: Why the last configuration failed (ERROR in diagnostics), None when it did not.
         self.failure: str | None = None
         self.frame_subscriptions: list[FrameSubscription] = []
+        #: A host setting that loses frames before they reach the node: WARN in diagnostics.
+        self.host_warning = socket_buffer_warning()
+        for warning in (self.host_warning, discovery_range_warning()):
+            if warning:
+                self.get_logger().warning(warning)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics",
                                                   OUTPUT_DEPTH)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
@@ -141,7 +147,8 @@ class MosNode(LifecycleNode):
                           failure=self.failure,
                           seconds_since_input=self.stats.seconds_since_input(),
                           drop_share=self.stats.drop_share(),
-                          median_latency_ms=self.stats.median_latency_ms())
+                          median_latency_ms=self.stats.median_latency_ms(),
+                          host_warning=self.host_warning)
         level, message = assess(state, self.health_limits())
         values, hardware_id = self.report()
         values["state"] = ("active" if self.active else "inactive" if self.configured

@@ -1,7 +1,10 @@
 """The detector node's parameters: one table of names, defaults, descriptions and ranges.
 
 Declaring from a table keeps the node short and lets tests and the launch-file check compare
-``config/mos.yaml`` against the names the node really declares.
+``config/mos.yaml`` against the names the node really declares. A parameter that sets a field
+of a core configuration takes its default, description and range from that field
+(:func:`mos_ros.core.validation.setting`) through :meth:`Spec.of`; only the node's own
+parameters (model, backend, topics, drawing) are described here.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from rclpy.parameter import Parameter
 
 from mos_ros.core.markers import DEFAULT_HFOV_DEG, HFOV_LIMITS_DEG
 from mos_ros.core.postprocess import DecodeSettings
+from mos_ros.core.validation import describe
 from mos_ros.detector import DEFAULT_INPUT_SIZE
 from mos_ros.ros.health import HealthLimits
 from mos_ros.ros.qos import AUTO, RELIABILITY
@@ -22,16 +26,11 @@ from mos_ros.ros.qos import AUTO, RELIABILITY
 INPUT_KINDS = ("raw", "compressed")
 #: Bounds of the network input's long side, pixels.
 INPUT_SIZE_RANGE = (32, 4096)
-#: Upper bounds of the candidate and face counts, and of the minimum face size (pixels).
-MAX_TOP_K = 100000
-MAX_KEEP_TOP_K = 10000
-MAX_MIN_FACE_SIZE = 10000.0
 #: Head-axis arrow length bounds, metres.
 MARKER_SCALE_RANGE = (0.001, 10.0)
 DEFAULT_MARKER_SCALE = 0.15
 #: Most inference threads that may be requested (0 = the backend's default).
 MAX_THREADS = 256
-_DEFAULTS = DecodeSettings()
 #: Names of the parameters that map to :class:`DecodeSettings` fields.
 DECODE_NAMES = tuple(f.name for f in fields(DecodeSettings))
 
@@ -46,7 +45,17 @@ class Spec:
     read_only: bool = False
     limits: tuple[float, float] | None = None
 
+    @classmethod
+    def of(cls, config: type, field: str, name: str | None = None,
+           read_only: bool = False) -> Spec:
+        """The parameter that sets ``config.field`` (named ``name``, default the field's)."""
+        default, description, offered = describe(config, field)
+        return cls(name or field, default, description, read_only, offered)
 
+
+#: The kind of image subscribed to (both nodes).
+INPUT_SPEC = Spec("input", "raw", "Subscribe to 'image' (raw: sensor_msgs/Image) or "
+                  "'image/compressed' (compressed: sensor_msgs/CompressedImage)", read_only=True)
 #: The frame subscriptions' reliability (both nodes).
 RELIABILITY_SPEC = Spec(
     "reliability", AUTO, "Reliability of the camera subscriptions: auto (follow the camera: "
@@ -55,16 +64,8 @@ RELIABILITY_SPEC = Spec(
 
 AUTOSTART_SPEC = Spec("autostart", True, "Configure and activate at start-up (else wait for "
                       "lifecycle transitions)", read_only=True)
-_HEALTH = HealthLimits()
 #: When /diagnostics turns WARN (both nodes); 0 turns a check off.
-HEALTH_SPECS = (
-    Spec("stale_input_s", _HEALTH.stale_input_s, "WARN when no image came for this long while "
-         "active, seconds", limits=(0.0, 3600.0)),
-    Spec("max_drop_share", _HEALTH.max_drop_share, "WARN when a larger share of the frames of "
-         "the last seconds was dropped (the node was busy), [0, 1]", limits=(0.0, 1.0)),
-    Spec("latency_budget_ms", _HEALTH.latency_budget_ms, "WARN when the median processing "
-         "latency exceeds this, milliseconds", limits=(0.0, 60000.0)),
-)
+HEALTH_SPECS = tuple(Spec.of(HealthLimits, field.name) for field in fields(HealthLimits))
 
 SPECS = (
     Spec("model_path", "", "Model file (.onnx, .pt, .ncnn folder); empty: $MOS_MODEL or the "
@@ -78,21 +79,12 @@ SPECS = (
          read_only=True),
     Spec("threads", 0, "CPU inference threads; 0: backend default", read_only=True,
          limits=(0, MAX_THREADS)),
-    Spec("input", "raw", "Subscribe to 'image' (raw: sensor_msgs/Image) or 'image/compressed' "
-         "(compressed: sensor_msgs/CompressedImage)", read_only=True),
+    INPUT_SPEC,
     RELIABILITY_SPEC,
     AUTOSTART_SPEC,
     Spec("input_size", DEFAULT_INPUT_SIZE, "Long side of the network input, pixels (smaller is "
          "faster, finds fewer small faces)", limits=INPUT_SIZE_RANGE),
-    Spec("score_threshold", _DEFAULTS.score_threshold, "Minimum face probability",
-         limits=(0.0, 1.0)),
-    Spec("nms_threshold", _DEFAULTS.nms_threshold, "IoU above which overlapping faces are "
-         "merged, in (0, 1]", limits=(0.0, 1.0)),
-    Spec("top_k", _DEFAULTS.top_k, "Candidates kept before NMS", limits=(1, MAX_TOP_K)),
-    Spec("keep_top_k", _DEFAULTS.keep_top_k, "Most faces reported per image",
-         limits=(1, MAX_KEEP_TOP_K)),
-    Spec("min_face_size", _DEFAULTS.min_face_size, "Smallest face reported (shorter box "
-         "side), pixels", limits=(0.0, MAX_MIN_FACE_SIZE)),
+    *(Spec.of(DecodeSettings, name) for name in DECODE_NAMES),
     Spec("publish_annotated", False, "Publish 'faces/image' with boxes, landmarks and pose "
          "axes drawn"),
     Spec("marker_scale", DEFAULT_MARKER_SCALE, "Length of the head-axis arrows in "

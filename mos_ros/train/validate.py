@@ -1,8 +1,8 @@
 """Validation on a held-out synthetic set: AP at IoU 0.5 and head-pose error of found faces.
 
-The model runs through plain torch and the same core pre/post-processing as every backend
-(:func:`mos_ros.core.preprocess.prepare`, :func:`mos_ros.core.postprocess.decode_faces`), so
-the figures describe what the shipped pipeline would report.
+The model in training runs through the same :class:`~mos_ros.detector.FaceDetector` as every
+backend (as a :class:`~mos_ros.backends.torch_backend.ModuleBackend`), so the figures describe
+what the shipped pipeline would report.
 """
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from mos_ros.backends.torch_backend import ModuleBackend
 from mos_ros.core.labels import FaceLabels
-from mos_ros.core.postprocess import DecodeSettings, decode_faces
-from mos_ros.core.preprocess import prepare
-from mos_ros.core.types import Face, RawOutputs
+from mos_ros.core.postprocess import DecodeSettings
+from mos_ros.core.types import Face
+from mos_ros.detector import FaceDetector
 from mos_ros.evaluate.metrics import (
     MATCH_IOU, matched_truth, mean_pose_errors, pooled_average_precision, pose_errors)
 from mos_ros.scenes.config import SyntheticConfig
@@ -80,16 +81,12 @@ def evaluate(detections: list[list[Face]], truths: list[FaceLabels]) -> Validati
                             matched_faces=len(errors), faces=total, images=len(truths))
 
 
-@torch.no_grad()
 def detect(model: torch.nn.Module, image: np.ndarray, input_size: int | None,
            device: torch.device, settings: DecodeSettings = VALIDATION_DECODE) -> list[Face]:
-    """Faces in one BGR image with the model's own metadata (anchors, mean, pose bins)."""
-    meta = model.meta
+    """Faces in one BGR image with the model's own metadata (anchors, mean, pose bins), through
+    the same detector as inference (square input ``input_size``, or the image's own size)."""
     size = None if input_size is None else (input_size, input_size)
-    batch, letterbox = prepare(image, size, meta.input_mean)
-    outputs = model(torch.from_numpy(batch).to(device))
-    raw = RawOutputs.from_sequence([o.float().cpu().numpy() for o in outputs])
-    return decode_faces(raw, meta, letterbox, settings)
+    return FaceDetector(ModuleBackend(model, device), settings, size).detect(image)
 
 
 def validate(model: torch.nn.Module, samples: list[tuple[np.ndarray, FaceLabels]],

@@ -28,16 +28,22 @@ def run(*args, env):
     return result.stdout
 
 
-def test_cmake_build_installs_executables_launch_config_and_messages(tmp_path):
-    # A copy of the package, as in a colcon workspace's src/ (the development venv lives inside
-    # the checkout, and CMake refuses exported include paths inside the source directory).
-    source, prefix, build = tmp_path / "src" / "mos_ros", tmp_path / "install", tmp_path / "build"
+def workspace(tmp_path):
+    """A copy of the package as in a colcon workspace's src/ (the development venv lives inside
+    the checkout, and CMake refuses exported include paths inside the source directory), and
+    the environment of a sourced underlay: AMENT_PREFIX_PATH is where the ament index (type
+    supports) is looked up, besides the install prefix."""
+    source = tmp_path / "src" / "mos_ros"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
         ".venv", "build", ".git", "__pycache__", "*.onnx", "*.egg-info", ".pytest_cache"))
-    # AMENT_PREFIX_PATH is what sourcing a ROS underlay sets; the ament index (type supports)
-    # is looked up there and in the install prefix.
     env = dict(os.environ, CMAKE_PREFIX_PATH=str(VENV), AMENT_PREFIX_PATH=str(VENV),
                PATH=f"{VENV / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    return source, env
+
+
+def test_cmake_build_installs_executables_launch_config_and_messages(tmp_path):
+    source, env = workspace(tmp_path)
+    prefix, build = tmp_path / "install", tmp_path / "build"
     run("cmake", "-S", str(source), "-B", str(build), f"-DCMAKE_INSTALL_PREFIX={prefix}",
         f"-DPython3_EXECUTABLE={sys.executable}", "-DBUILD_TESTING=OFF", env=env)
     run("cmake", "--build", str(build), "--parallel", "2", env=env)
@@ -69,11 +75,8 @@ def test_cmake_build_installs_executables_launch_config_and_messages(tmp_path):
 def test_ctest_runs_the_pytest_suite_as_colcon_test_does(tmp_path):
     """``colcon test`` is ctest on the build folder: the suite is registered and passes (here
     narrowed to one quick module with PYTEST_ADDOPTS, which pytest reads under ctest too)."""
-    source, build = tmp_path / "src" / "mos_ros", tmp_path / "build"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-        ".venv", "build", ".git", "__pycache__", "*.onnx", "*.egg-info", ".pytest_cache"))
-    env = dict(os.environ, CMAKE_PREFIX_PATH=str(VENV), AMENT_PREFIX_PATH=str(VENV),
-               PATH=f"{VENV / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    source, env = workspace(tmp_path)
+    build = tmp_path / "build"
     run("cmake", "-S", str(source), "-B", str(build), f"-DCMAKE_INSTALL_PREFIX={tmp_path}/i",
         f"-DPython3_EXECUTABLE={sys.executable}", "-DBUILD_TESTING=ON", env=env)
     assert "mos_ros_pytest" in run("ctest", "--test-dir", str(build), "-N", env=env)

@@ -22,6 +22,7 @@ from mos_ros.data.teachers import open_teacher
 from mos_ros.scenes import composer, reface
 from mos_ros.scenes.config import SceneConfig
 from mos_ros.scenes.sampling import seeded_rng
+from mos_ros.scenes.writer import write_scene_set
 
 
 def _photo(name: str):
@@ -207,9 +208,9 @@ def test_bank_needs_faces():
 
 def test_a_written_set_reads_back_in_the_label_format(bank, tmp_path):
     bank_path = composer.save_bank(bank, tmp_path / "bank.pkl")
-    label_file = composer.write_scene_set(tmp_path / "set", 3, 11, bank_path,
-                                          SceneConfig(width=128, height=128,
-                                                      face_px_range=(10.0, 100.0)))
+    scenes = composer.BankScenes(SceneConfig(width=128, height=128, face_px_range=(10.0, 100.0)),
+                                 str(bank_path))
+    label_file = write_scene_set(tmp_path / "set", 3, 11, scenes, workers=2)
     items = read_label_file(label_file)
     assert len(items) == 3
     assert all((label_file.parent / "images" / item.path).is_file() for item in items)

@@ -23,9 +23,8 @@ from mos_ros.core.settings import build_dataclass, load_yaml_mapping
 from mos_ros.core.validation import Rule, Validated
 from mos_ros.data.sources import lfw_crops, photos
 from mos_ros.data.sources import fetch
-from mos_ros.scenes.composer import BANK_FILE
-from mos_ros.scenes.composer import save_bank
-from mos_ros.scenes.composer import write_scene_set
+from mos_ros.scenes.composer import BANK_FILE, BankScenes, save_bank
+from mos_ros.scenes.writer import write_scene_set
 from mos_ros.scenes.config import SceneConfig
 
 LOG = logging.getLogger(__name__)
@@ -111,8 +110,8 @@ def make_scenes(config: EngineConfig, stage: Stage) -> Path:
         LOG.info("training scenes exist: %s", label_file)
         return label_file
 
-    return write_scene_set(label_file.parent, stage.scenes, stage.seed, config.bank_path,
-                           stage.scene, workers=config.workers)
+    return write_scene_set(label_file.parent, stage.scenes, stage.seed,
+                           BankScenes(stage.scene, str(config.bank_path)), workers=config.workers)
 
 
 def train_stage(config: EngineConfig, stage: Stage, start: Path | None = None) -> Path:

@@ -1,4 +1,4 @@
-"""Training scenes from real faces: the data engine's composer and writer.
+"""Training scenes from real faces: the data engine's composer.
 
 A scene is a background (a face-free photo or a procedural one), faces pasted from far to
 near, and the photometric changes of a camera. Most faces are real photo faces turned to a new
@@ -9,18 +9,14 @@ function of ``(seed, i)`` and the bank, so a set is reproducible and worker-inde
 """
 from __future__ import annotations
 
-import logging
-import multiprocessing
+import functools
 import pickle
-import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from mos_ros.core.label_file import LABEL_FILE, LabelledImage, write_label_file
 from mos_ros.core.labels import MIRRORED_LANDMARK_ORDER, FaceLabels
 from mos_ros.core.pose import euler_to_matrix, mirror_pose
 from mos_ros.scenes.backgrounds import render_background
@@ -30,10 +26,8 @@ from mos_ros.scenes.photometric import photometric
 from mos_ros.scenes.procedural import draw_procedural_face
 from mos_ros.scenes.reface import FaceSource, reachable_rotation, render_face, turn_angle_deg
 from mos_ros.scenes.rotation import rotate_scene, sample_turn, visible_fraction
-from mos_ros.scenes.sampling import overlap_fraction, sample_pose, seeded_rng
-from mos_ros.scenes.writer import write_scene
+from mos_ros.scenes.sampling import overlap_fraction, sample_pose
 
-LOG = logging.getLogger(__name__)
 BANK_FILE = "bank.pkl"
 
 
@@ -336,38 +330,19 @@ def load_bank(path: str | Path) -> FaceBank:
     return bank
 
 
-_WORKER: dict[str, object] = {}
+@functools.lru_cache(maxsize=1)
+def _cached_bank(path: str) -> FaceBank:
+    """The bank at ``path``, read once per process (each render worker reads its own)."""
+    return load_bank(path)
 
 
-def _start_worker(bank_path: str, config: SceneConfig, out_dir: str, seed: int) -> None:
-    cv2.setNumThreads(1)
-    _WORKER.update(bank=load_bank(bank_path), config=config, out_dir=Path(out_dir), seed=seed)
+@dataclass(frozen=True)
+class BankScenes:
+    """The data engine's scene composer (:func:`compose` with the bank stored at
+    ``bank_path``); cheap to pickle, so each render worker loads the bank itself."""
 
+    config: SceneConfig
+    bank_path: str
 
-def _render_and_write(index: int) -> LabelledImage:
-    image, labels = compose(seeded_rng(_WORKER["seed"], index), _WORKER["config"],
-                            _WORKER["bank"])
-    return write_scene(_WORKER["out_dir"], index, image, labels)
-
-
-def write_scene_set(out_dir: str | Path, count: int, seed: int, bank_path: str | Path,
-                    config: SceneConfig | None = None, workers: int = 1) -> Path:
-    """Render ``count`` scenes into ``out_dir/images`` with their ``label.txt``.
-
-    Scene ``i`` comes from ``(seed, i)`` and the bank, whatever the number of workers.
-    Returns the label file path.
-    """
-    if count < 1:
-        raise ValueError(f"count must be at least 1, got {count}")
-    config = config or SceneConfig()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    arguments = (str(bank_path), config, str(out_dir), seed)
-    start = time.perf_counter()
-    spawn = multiprocessing.get_context("spawn")  # forked OpenCV thread pools can hang
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=spawn,
-                             initializer=_start_worker, initargs=arguments) as pool:
-        items = list(pool.map(_render_and_write, range(count), chunksize=8))
-    label_path = write_label_file(out_dir / LABEL_FILE, items)
-    LOG.info("wrote %d scenes to %s in %.1f s", count, out_dir, time.perf_counter() - start)
-    return label_path
+    def __call__(self, rng: np.random.Generator) -> tuple[np.ndarray, FaceLabels]:
+        return compose(rng, self.config, _cached_bank(self.bank_path))

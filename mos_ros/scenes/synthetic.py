@@ -16,26 +16,20 @@ Labels per face, in pixels of the returned image (origin at the top-left pixel's
 """
 from __future__ import annotations
 
-import logging
-import multiprocessing
-import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mos_ros.core.label_file import LABEL_FILE, LabelledImage, write_label_file
 from mos_ros.core.labels import FaceLabels
 from mos_ros.scenes.backgrounds import render_background
 from mos_ros.scenes.config import SyntheticConfig
 from mos_ros.scenes.photometric import photometric
 from mos_ros.scenes.procedural import (
     FaceGeometry, draw_face_patch, pose_face, random_albedo, random_look)
-from mos_ros.scenes.sampling import overlap_fraction, sample_pose, seeded_rng
-from mos_ros.scenes.writer import write_scene
+from mos_ros.scenes.sampling import overlap_fraction, sample_pose
+from mos_ros.scenes.writer import write_scene_set
 
-LOG = logging.getLogger(__name__)
 #: Reach of head/hair around and of the neck below a face box, in face sizes (placement).
 _HEAD_MARGIN = 0.6
 _NECK_MARGIN = 1.1
@@ -109,38 +103,20 @@ def render_scene(rng: np.random.Generator, config: SyntheticConfig
     return scene.image, labels.boxes, labels.landmarks, labels.poses
 
 
-# --------------------------------------------------------------------------------------------
-# Writing a set to disk
+@dataclass(frozen=True)
+class ProceduralScenes:
+    """The scene composer of procedural sets (:func:`compose_scene` under ``config``)."""
 
+    config: SyntheticConfig = SyntheticConfig()
 
-def _render_and_write(args: tuple[Path, int, int, SyntheticConfig]) -> LabelledImage:
-    out_dir, seed, index, config = args
-    scene = compose_scene(seeded_rng(seed, index), config)
-    return write_scene(out_dir, index, scene.image, scene.labels)
+    def __call__(self, rng: np.random.Generator) -> tuple[np.ndarray, FaceLabels]:
+        scene = compose_scene(rng, self.config)
+        return scene.image, scene.labels
 
 
 def write_synthetic_set(out_dir: str | Path, count: int, seed: int,
                         config: SyntheticConfig | None = None, workers: int = 1) -> Path:
-    """Render ``count`` scenes into ``out_dir/images`` and their labels into ``label.txt``.
-
-    The label file uses the RetinaFace/MOS format (see :mod:`mos_ros.core.label_file`), so the
-    same reader serves this set and WIDER FACE. Scene i is rendered from ``(seed, i)``, so the
-    set does not depend on ``workers``. Returns the label file path.
-    """
-    if count < 1:
-        raise ValueError(f"count must be at least 1, got {count}")
-    config = config or SyntheticConfig()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    jobs = [(out_dir, seed, index, config) for index in range(count)]
-    start = time.perf_counter()
-    if workers > 1:
-        spawn = multiprocessing.get_context("spawn")  # forked OpenCV thread pools can hang
-        with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
-            items = list(pool.map(_render_and_write, jobs, chunksize=16))
-    else:
-        items = [_render_and_write(job) for job in jobs]
-    label_path = write_label_file(out_dir / LABEL_FILE, items)
-    LOG.info("wrote %d synthetic scenes to %s in %.1f s", count, out_dir,
-             time.perf_counter() - start)
-    return label_path
+    """A procedural set of ``count`` scenes in ``out_dir`` (see
+    :func:`~mos_ros.scenes.writer.write_scene_set`); returns the label file path."""
+    return write_scene_set(out_dir, count, seed, ProceduralScenes(config or SyntheticConfig()),
+                           workers)

@@ -5,35 +5,42 @@
 Both nodes are lifecycle nodes that configure and activate themselves (autostart). Their
 parameters come from config/mos.yaml (``params_file``, keys that match any namespace); the
 launch arguments model, backend, input, use_rviz and use_sim_time override the file only when
-given. The nodes load the package's Fast DDS profile for camera frames unless
-FASTDDS_DEFAULT_PROFILES_FILE is set (README, "On a robot").
+given. The nodes get the Fast DDS profile named by ``dds_profile`` (default: the one already
+set, else the package's camera-frames profile), or Fast DDS's defaults with
+MOS_FASTDDS_PROFILE=0 (README, "On a robot"); nothing else the launch starts is affected.
 """
 import inspect
+import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
+from mos_ros.ros.dds import PROFILE_VARIABLES, launch_environment
 from mos_ros.ros.launch_args import parameter_overrides
 
 PACKAGE = "mos_ros"
-PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
 #: launch_ros drives the lifecycle transitions where it can (Jazzy and newer); elsewhere the
 #: nodes' own ``autostart`` parameter (true in config/mos.yaml) does.
 LAUNCH_AUTOSTART = "autostart" in inspect.signature(LifecycleNode.__init__).parameters
 
 
-def lifecycle_node(name: str, executable: str, overrides: dict, **kwargs) -> LifecycleNode:
-    """A mos_ros lifecycle node: the params file first, then only the given arguments."""
+def lifecycle_node(name: str, executable: str, overrides: dict, context,
+                   **kwargs) -> LifecycleNode:
+    """A mos_ros lifecycle node: the params file first, then only the given arguments; the
+    DDS profile in its environment."""
     if LAUNCH_AUTOSTART:
         kwargs["autostart"] = True
         overrides = dict(overrides, autostart=False)
     return LifecycleNode(package=PACKAGE, executable=executable, name=name,
                          namespace=LaunchConfiguration("namespace"), output="screen",
-                         parameters=[LaunchConfiguration("params_file"), overrides], **kwargs)
+                         parameters=[LaunchConfiguration("params_file"), overrides],
+                         additional_env=launch_environment(
+                             LaunchConfiguration("dds_profile").perform(context), os.environ),
+                         **kwargs)
 
 
 def nodes(context, *args, **kwargs) -> list:
@@ -42,10 +49,11 @@ def nodes(context, *args, **kwargs) -> list:
     image = LaunchConfiguration("image")
     images = [("image", image), ("image/compressed", [image, "/compressed"])]
     detector = lifecycle_node(
-        "mos_detector", "mos_detector", parameter_overrides(arguments, "mos_detector"),
+        "mos_detector", "mos_detector", parameter_overrides(arguments, "mos_detector"), context,
         remappings=images + [("camera_info", LaunchConfiguration("camera_info"))])
     selector = lifecycle_node(
         "face_selector", "face_selector", parameter_overrides(arguments, "face_selector"),
+        context,
         remappings=images, condition=IfCondition(LaunchConfiguration("start_selector")))
     rviz = Node(
         package="rviz2", executable="rviz2", name="rviz2",
@@ -91,10 +99,9 @@ def generate_launch_description() -> LaunchDescription:
                                           "a robot frame when tf connects the two"),
         DeclareLaunchArgument("dds_profile",
                               default_value=EnvironmentVariable(
-                                  PROFILE_VARIABLE, default_value=PathJoinSubstitution(
+                                  PROFILE_VARIABLES[0], default_value=PathJoinSubstitution(
                                       [share, "config", "fastdds_camera_frames.xml"])),
                               description="Fast DDS profile of the nodes (default: the one "
                                           "already set, else the package's camera-frames one)"),
     ]
-    profile = SetEnvironmentVariable(PROFILE_VARIABLE, LaunchConfiguration("dds_profile"))
-    return LaunchDescription(arguments + [profile, OpaqueFunction(function=nodes)])
+    return LaunchDescription(arguments + [OpaqueFunction(function=nodes)])

@@ -80,3 +80,17 @@ def test_no_warning_where_the_cap_cannot_be_read(tmp_path):
 def test_localhost_discovery_range_is_named_as_what_undoes_the_profile(environ, warns):
     warning = dds.discovery_range_warning(environ)
     assert (warning is not None and "LOCALHOST" in warning) == warns
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({}, {"FASTDDS_DEFAULT_PROFILES_FILE": "/share/frames.xml"}),
+    ({"MOS_FASTDDS_PROFILE": "0"}, {}),
+    ({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}, {}),
+])
+def test_the_launch_file_gives_the_nodes_the_requested_profile_unless_opted_out(environ,
+                                                                             expected):
+    assert dds.launch_environment("/share/frames.xml", environ) == expected
+
+
+def test_no_launch_environment_for_an_empty_profile_argument():
+    assert dds.launch_environment("", {}) == {}

@@ -61,6 +61,8 @@ def test_mos_ros_nodes_are_lifecycle_nodes_with_the_params_file_first(tree):
                   if isinstance(n, ast.FunctionDef) and n.name == "lifecycle_node")
     node_calls = calls(helper, "LifecycleNode")
     assert len(node_calls) == 1
+    assert "additional_env" in keywords(node_calls[0]), "the nodes' DDS profile"
+    assert not calls(tree, "SetEnvironmentVariable"), "the profile is the nodes' alone"
     parameters = keywords(node_calls[0])["parameters"]
     first = parameters.elts[0]
     assert ast.unparse(first) == 'LaunchConfiguration("params_file")'.replace('"', "'")

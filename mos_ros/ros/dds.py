@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import MutableMapping
+from typing import Mapping, MutableMapping
 
 from mos_ros.resources import find_shared_file
 
@@ -37,7 +37,7 @@ def profile_path() -> Path:
     return find_shared_file(PROFILE_FILE)
 
 
-def uses_fastdds(environ: MutableMapping[str, str]) -> bool:
+def uses_fastdds(environ: Mapping[str, str]) -> bool:
     """Whether the ROS middleware is Fast DDS (the default where RMW_IMPLEMENTATION is unset)."""
     return environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp").startswith("rmw_fastrtps")
 
@@ -54,6 +54,16 @@ def apply_camera_frames_profile(
     return path
 
 
+def launch_environment(requested: str, environ: Mapping[str, str] = os.environ
+                       ) -> dict[str, str]:
+    """The environment the launch file adds to the mos_ros nodes: the requested profile (the
+    ``dds_profile`` argument), or nothing under another middleware or ``MOS_FASTDDS_PROFILE=0``
+    (the nodes then keep Fast DDS's own defaults, as they do when started alone)."""
+    if not uses_fastdds(environ) or environ.get(OPT_OUT_VARIABLE) == "0" or not requested:
+        return {}
+    return {PROFILE_VARIABLES[0]: requested}
+
+
 def socket_buffer_warning(environ: MutableMapping[str, str] = os.environ,
                           rmem_max_file: Path = RMEM_MAX_FILE) -> str | None:
     """Why large best-effort frames may still be lost in this process, or None.
@@ -61,7 +71,8 @@ def socket_buffer_warning(environ: MutableMapping[str, str] = os.environ,
     When this process runs the shipped profile and the host caps receive buffers below what
     it asks for, frames that arrive in a burst overflow the socket.
     """
-    if environ.get(PROFILE_VARIABLES[0]) != str(profile_path()):
+    chosen = environ.get(PROFILE_VARIABLES[0])
+    if not chosen or Path(chosen).resolve() != profile_path().resolve():
         return None
     try:
         cap = int(rmem_max_file.read_text())

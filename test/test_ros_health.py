@@ -105,6 +105,10 @@ def test_unconfigured_is_error_then_stale_input_warns_then_frames_are_ok(rig, mo
     ns = node.get_namespace()
     pub = rig.probe.create_publisher(Image, f"{ns}/image",
                                      QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+    # The image subscription follows the camera's reliability within a diagnostics period;
+    # frames start once it has (a subscription swapped while frames arrive may lose a few).
+    image_sub = next(sub for sub in node.frame_subscriptions if sub.topic == "image")
+    assert wait(lambda: image_sub.reliability == ReliabilityPolicy.RELIABLE)
     assert wait(lambda: pub.get_subscription_count() > 0)
     stop = threading.Event()
 

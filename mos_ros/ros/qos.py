@@ -58,7 +58,7 @@ class FrameSubscription:
         if setting not in RELIABILITY:
             raise ValueError(f"reliability must be one of {', '.join(RELIABILITY)}, "
                              f"got '{setting}'")
-        self._node, self._type, self._topic = node, msg_type, topic
+        self._node, self._type, self.topic = node, msg_type, topic
         self._callback, self._setting, self._depth = callback, setting, depth
         self.reliability: ReliabilityPolicy | None = None
         self.subscription = None
@@ -66,12 +66,12 @@ class FrameSubscription:
 
     def refresh(self) -> bool:
         """Re-create the subscription if the wanted reliability changed; True if it did."""
-        wanted = subscription_reliability(self._node, self._topic, self._setting)
+        wanted = subscription_reliability(self._node, self.topic, self._setting)
         if wanted == self.reliability:
             return False
         self.destroy()
         self.subscription = self._node.create_subscription(
-            self._type, self._topic, self._callback, frame_qos(wanted, self._depth))
+            self._type, self.topic, self._callback, frame_qos(wanted, self._depth))
         self.reliability = wanted
         return True
 

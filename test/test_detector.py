@@ -12,7 +12,7 @@ from mos_ros.core.errors import ImageError, ModelFileError
 from mos_ros.core.image_io import MAX_IMAGE_SIDE
 from mos_ros.core.postprocess import DecodeSettings
 from mos_ros.detector import FaceDetector
-from mos_ros.ros.testing import random_model
+from mos_ros.testing import random_model
 
 ALL_ANCHORS = DecodeSettings(score_threshold=0.0, keep_top_k=5)
 

@@ -15,7 +15,8 @@ from mos_ros.core.markers import intrinsics_from_hfov
 from mos_ros.ros import params, selector_params
 from mos_ros.ros.bringup import rcl_arguments, run_demo
 from mos_ros.ros.image_source import ImageSourceNode
-from mos_ros.ros.testing import random_model, spin_until
+from mos_ros.ros.testing import spin_until
+from mos_ros.testing import random_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 20.0

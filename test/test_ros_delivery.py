@@ -18,7 +18,7 @@ import pytest
 
 from mos_ros.bench import ros_delivery
 from mos_ros.ros.dds import PROFILE_VARIABLES
-from mos_ros.ros.testing import random_model
+from mos_ros.testing import random_model
 
 SLOW = os.environ.get("MOS_SLOW_TESTS") == "1"
 SECONDS = 4.0

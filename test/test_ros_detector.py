@@ -27,7 +27,8 @@ from mos_ros.msg import FaceArray
 from mos_ros.ros import convert
 from mos_ros.ros.detector_node import DetectorNode
 from mos_ros.ros.testing import RIG_TIMEOUT_S as TIMEOUT_S
-from mos_ros.ros.testing import ProbeRig, random_model, wait
+from mos_ros.ros.testing import ProbeRig, wait
+from mos_ros.testing import random_model
 
 INPUT_SIZE = 160
 FRAME = np.random.default_rng(3).integers(0, 256, (120, 160, 3), dtype=np.uint8)

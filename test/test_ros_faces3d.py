@@ -25,7 +25,8 @@ from mos_ros.ros import convert
 from mos_ros.ros.detector_node import DetectorNode
 from mos_ros.ros.faces3d import (DIAGNOSTICS_KEY, NO_CAMERA_INFO, PUBLISHING, HeadPlacer,
                                  copy_positions, face_transforms, pose_array, set_positions)
-from mos_ros.ros.testing import ProbeRig, random_model, wait
+from mos_ros.ros.testing import ProbeRig, wait
+from mos_ros.testing import random_model
 
 K = [600.0, 0.0, 319.5, 0.0, 600.0, 239.5, 0.0, 0.0, 1.0]
 

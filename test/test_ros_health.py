@@ -15,7 +15,8 @@ from std_msgs.msg import Header
 from mos_ros.ros import convert
 from mos_ros.ros.detector_node import DetectorNode
 from mos_ros.ros.health import HealthLimits, Level, NodeState, assess
-from mos_ros.ros.testing import ProbeRig, random_model, wait
+from mos_ros.ros.testing import ProbeRig, wait
+from mos_ros.testing import random_model
 
 FRAME = np.random.default_rng(4).integers(0, 256, (120, 160, 3), dtype=np.uint8)
 LIMITS = HealthLimits(stale_input_s=2.0, max_drop_share=0.5, latency_budget_ms=100.0)

@@ -5,7 +5,7 @@ import pytest
 
 from mos_ros.bench import ros_latency
 from mos_ros.bench.timing import Stat
-from mos_ros.ros.testing import random_model
+from mos_ros.testing import random_model
 
 SLOW = os.environ.get("MOS_SLOW_TESTS") == "1"
 

@@ -38,7 +38,8 @@ from mos_ros.bench.run import synthetic_frame
 from mos_ros.msg import FaceArray
 from mos_ros.ros import convert
 from mos_ros.ros.dds import PROFILE_VARIABLES, apply_camera_frames_profile
-from mos_ros.ros.testing import random_model, spin_until, stop_process
+from mos_ros.ros.testing import spin_until, stop_process
+from mos_ros.testing import random_model
 
 RATES_HZ = (1.0, 5.0, 15.0)
 SIZES = ((640, 480), (1280, 720))

@@ -32,7 +32,8 @@ from mos_ros.msg import FaceArray
 from mos_ros.resources import default_model_path
 from mos_ros.ros import convert
 from mos_ros.ros.detector_node import DetectorNode
-from mos_ros.ros.testing import random_model, spin_until, stop_process
+from mos_ros.ros.testing import spin_until, stop_process
+from mos_ros.testing import random_model
 
 WARMUP_FRAMES = 2
 #: Seconds to wait for a frame's result before sending it again, and the most sends.

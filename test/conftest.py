@@ -6,6 +6,8 @@ checkouts, CI jobs on one host) and live robots on the network never hear each o
 """
 import os
 
+import pytest
+
 # One domain per test run (pytest process), 1..100; the value of a developer's shell is
 # replaced on purpose so tests never join a live system's domain.
 os.environ['ROS_DOMAIN_ID'] = str(1 + os.getpid() % 100)
@@ -13,3 +15,23 @@ os.environ['ROS_DOMAIN_ID'] = str(1 + os.getpid() % 100)
 # ROS_LOCALHOST_ONLY (Humble).
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ['ROS_LOCALHOST_ONLY'] = '1'
+
+
+@pytest.fixture(scope="session")
+def obama_sources():
+    """The turnable face (and its mirror) of a training photo, fitted by FaceMesh: what a face
+    bank holds. Skipped where the data engine's teachers or the photo cache are missing."""
+    pytest.importorskip("mediapipe", reason="the FaceMesh teacher")
+    from mos_ros.core.image_io import read_image
+    from mos_ros.data.mesh_fit import fit_face_mesh
+    from mos_ros.data.sources import CATALOGUE, SourceError, photo_path
+    from mos_ros.data.teachers import open_teacher
+    from mos_ros.scenes.reface import face_sources
+    try:
+        (photo,) = [p for p in CATALOGUE if p.name == "face_recognition/obama.jpg"]
+        image = read_image(photo_path(photo))
+    except SourceError as exc:
+        pytest.skip(f"training photos not available: {exc}")
+    (face,) = open_teacher("yuface").detect(image)
+    fit = fit_face_mesh(image, face.box)
+    return face_sources(image, fit.points, "obama")

@@ -20,6 +20,7 @@ from mos_ros.data.sources import lfw_crops, photo_path, CATALOGUE
 from mos_ros.data.mesh_fit import fit_face_mesh
 from mos_ros.data.teachers import open_teacher
 from mos_ros.scenes import composer, reface
+from mos_ros.scenes.bank import save_bank
 from mos_ros.scenes.config import SceneConfig
 from mos_ros.scenes.sampling import seeded_rng
 from mos_ros.scenes.writer import write_scene_set
@@ -201,13 +202,14 @@ def test_zoomed_out_backgrounds_repeat_the_photo_mirrored(bank):
         SceneConfig(background_zoom_range=(0.0, 1.0))
 
 
-def test_bank_needs_faces():
+def test_a_bank_without_turnable_faces_is_refused_where_it_is_built():
+    background = [photo_path(p) for p in CATALOGUE if p.role == "background"][:1]
     with pytest.raises(ValueError, match="no photo faces"):
-        composer.FaceBank(faces=(), backgrounds=())
+        build_bank(background, background, teachers=[open_teacher("yuface")])
 
 
 def test_a_written_set_reads_back_in_the_label_format(bank, tmp_path):
-    bank_path = composer.save_bank(bank, tmp_path / "bank.pkl")
+    bank_path = save_bank(bank, tmp_path / "bank.pkl")
     scenes = composer.BankScenes(SceneConfig(width=128, height=128, face_px_range=(10.0, 100.0)),
                                  str(bank_path))
     label_file = write_scene_set(tmp_path / "set", 3, 11, scenes, workers=2)
@@ -299,7 +301,7 @@ def test_export_calibrates_the_int8_model_on_the_last_stages_scenes(tmp_path):
     from mos_ros.detector import FaceDetector
     from mos_ros.quantize import CALIBRATION_IMAGES, CHECK_IMAGES
     from mos_ros.resources import find_shared_file
-    from mos_ros.scenes.synthetic import write_synthetic_set
+    from mos_ros.scenes.composer import write_synthetic_set
 
     stages = tuple(Stage(name=n, scenes=1, seed=1, train_config="x.yaml") for n in "ab")
     config = EngineConfig(stages=stages, root=str(tmp_path), model_name="m",

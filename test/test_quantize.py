@@ -15,7 +15,7 @@ from mos_ros.quantize import (
     CALIBRATION_IMAGES, CHECK_IMAGES, MIN_AGREEMENT, detection_agreement, image_files,
     quantize_ncnn, quantize_onnx)
 from mos_ros.resources import find_shared_file
-from mos_ros.scenes.synthetic import write_synthetic_set
+from mos_ros.scenes.composer import write_synthetic_set
 
 #: The synthetic scenes of the shipped synthetic model: faces it finds, to calibrate on.
 SCENE_SEED = 321

@@ -14,6 +14,7 @@ from mos_ros.core.nms import iou_matrix
 from mos_ros.core.pose import euler_to_matrix, matrix_to_euler
 from mos_ros.data.engine import EngineConfig
 from mos_ros.scenes import composer, reface
+from mos_ros.scenes.bank import FaceBank
 from mos_ros.scenes.config import SceneConfig
 from mos_ros.scenes.rotation import rotate_scene, sample_turn
 from mos_ros.scenes.sampling import seeded_rng
@@ -22,34 +23,17 @@ POSE_ENGINE = Path(__file__).resolve().parents[1] / "config" / "data_engine_pose
 
 
 @pytest.fixture(scope="module")
-def obama_sources():
-    pytest.importorskip("mediapipe", reason="the FaceMesh teacher")
-    from mos_ros.core.image_io import read_image
-    from mos_ros.data.sources import CATALOGUE, SourceError, photo_path
-    from mos_ros.data.mesh_fit import fit_face_mesh
-    from mos_ros.data.teachers import open_teacher
-    try:
-        (photo,) = [p for p in CATALOGUE if p.name == "face_recognition/obama.jpg"]
-        image = read_image(photo_path(photo))
-    except SourceError as exc:
-        pytest.skip(f"training photos not available: {exc}")
-    (face,) = open_teacher("yuface").detect(image)
-    fit = fit_face_mesh(image, face.box)
-    return reface.face_sources(image, fit.points, "obama")
-
-
-@pytest.fixture(scope="module")
 def bank(obama_sources):
-    return composer.FaceBank(faces=(obama_sources,), backgrounds=())
+    return FaceBank(faces=(obama_sources,))
 
 
 def _one_face_scenes(**changes) -> SceneConfig:
-    """Scenes holding one large turned photo face, no camera effects."""
+    """Scenes holding one large turned photo face, wholly inside, no camera effects."""
     return SceneConfig(**{**dict(
         faces_range=(1, 1), face_px_range=(150.0, 200.0), empty_probability=0.0,
         crowd_probability=0.0, photo_scene_probability=0.0, procedural_fraction=0.0,
         occlusion_probability=0.0, augment_probability=0.0, photo_background_probability=0.0,
-        yaw_sigma_deg=15.0, pitch_sigma_deg=8.0), **changes})
+        yaw_sigma_deg=15.0, pitch_sigma_deg=8.0, max_outside=0.0), **changes})
 
 
 # --- the turn and its labels ---------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The synthetic face set: deterministic scenes whose labels agree with the pixels and poses."""
+import copy
 import dataclasses
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -8,19 +10,39 @@ import pytest
 from mos_ros.core.label_file import image_path, read_label_file
 from mos_ros.core.labels import FaceLabels
 from mos_ros.core.pose import euler_to_matrix, matrix_to_euler
+from mos_ros.scenes.backgrounds import render_background
+from mos_ros.scenes.composer import ProceduralScenes, write_synthetic_set
 from mos_ros.scenes.config import SyntheticConfig
 from mos_ros.scenes.face_mesh import load_face_mesh
 from mos_ros.scenes.procedural import pose_face
-from mos_ros.scenes.sampling import seeded_rng
-from mos_ros.scenes.synthetic import compose_scene, render_scene, write_synthetic_set
+from mos_ros.scenes.sampling import sample_pose, seeded_rng
 from mos_ros.train.augment import flip_horizontal
 
 SMALL = SyntheticConfig(width=320, height=320, face_px_range=(12.0, 200.0))
 CLEAN = dataclasses.replace(SMALL, augment_probability=0.0)
 
 
+class Scene(NamedTuple):
+    background: np.ndarray
+    image: np.ndarray
+    labels: FaceLabels
+
+
 def scenes(config, count, seed=11):
-    return [compose_scene(seeded_rng(seed, i), config) for i in range(count)]
+    """Procedural scenes, each with its background alone: the composer draws the background
+    first, so the same generator state gives it again."""
+    compose = ProceduralScenes(config)
+    made = []
+    for i in range(count):
+        rng = seeded_rng(seed, i)
+        background = render_background(copy.deepcopy(rng), compose.scene_config.procedural)
+        made.append(Scene(background, *compose(rng)))
+    return made
+
+
+def render_scene(rng, config):
+    image, labels = ProceduralScenes(config)(rng)
+    return image, labels.boxes, labels.landmarks, labels.poses
 
 
 def test_same_seed_gives_the_same_scene_and_another_seed_does_not():
@@ -32,7 +54,7 @@ def test_same_seed_gives_the_same_scene_and_another_seed_does_not():
     assert not np.array_equal(first[0], other[0])
 
 
-def test_render_scene_returns_image_and_float32_labels_of_matching_lengths():
+def test_scenes_come_as_an_image_and_float32_labels_of_matching_lengths():
     image, boxes, landmarks, poses = render_scene(seeded_rng(0, 0), SMALL)
     assert image.shape == (320, 320, 3) and image.dtype == np.uint8
     count = len(boxes)
@@ -109,7 +131,6 @@ def test_positive_yaw_turns_the_nose_to_the_image_left_as_core_pose_says():
 def test_sampled_angles_stay_within_limits_and_favour_frontal():
     config = SyntheticConfig()
     rng = np.random.default_rng(0)
-    from mos_ros.scenes.sampling import sample_pose
     poses = np.array([sample_pose(rng, config) for _ in range(2000)])
     assert np.all(np.abs(poses[:, 0]) <= 90) and np.all(np.abs(poses[:, 1]) <= 45)
     assert np.all(np.abs(poses[:, 2]) <= 40)

@@ -13,7 +13,7 @@ from mos_ros.core.labels import FaceLabels
 from mos_ros.core.pose import bins_to_degrees, degrees_to_bins
 from mos_ros.model import build_model, load_checkpoint
 from mos_ros.scenes.config import SyntheticConfig
-from mos_ros.scenes.synthetic import write_synthetic_set
+from mos_ros.scenes.composer import write_synthetic_set
 from mos_ros.train.config import TrainConfig
 from mos_ros.train.loop import train
 from mos_ros.train.loss import MultiTaskLoss, expected_angle, hard_negative_mask

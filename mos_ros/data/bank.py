@@ -19,7 +19,7 @@ from mos_ros.core.labels import FaceLabels
 from mos_ros.data.mesh_fit import fit_face_mesh
 from mos_ros.data.teachers import (
     MAX_MESH_RESIDUAL, ConsensusFace, Teacher, consensus, open_teacher)
-from mos_ros.scenes.composer import FaceBank, PhotoFaces, TinyFace
+from mos_ros.scenes.bank import FaceBank, PhotoFaces, TinyFace
 from mos_ros.scenes.reface import face_sources
 
 LOG = logging.getLogger(__name__)
@@ -98,5 +98,7 @@ def build_bank(face_photos: Sequence[Path], background_photos: Sequence[Path],
     tiny = tiny_faces(small_crops) if small_crops is not None else ()
     LOG.info("%d of %d small crops fitted", len(tiny), 0 if small_crops is None
              else len(small_crops))
+    if not faces:
+        raise ValueError("face bank has no photo faces: no training photo gave a FaceMesh fit")
     return FaceBank(faces=tuple(faces), backgrounds=backgrounds, photos=tuple(photos),
                     tiny=tiny)

@@ -21,11 +21,11 @@ from pathlib import Path
 from mos_ros.core.label_file import LABEL_FILE
 from mos_ros.core.settings import build_dataclass, load_yaml_mapping
 from mos_ros.core.validation import Rule, Validated
-from mos_ros.data.sources import lfw_crops, photos
-from mos_ros.data.sources import fetch
-from mos_ros.scenes.composer import BANK_FILE, BankScenes, save_bank
-from mos_ros.scenes.writer import write_scene_set
+from mos_ros.data.sources import fetch, lfw_crops, photos
+from mos_ros.scenes.bank import BANK_FILE, save_bank
+from mos_ros.scenes.composer import BankScenes
 from mos_ros.scenes.config import SceneConfig
+from mos_ros.scenes.writer import write_scene_set
 
 LOG = logging.getLogger(__name__)
 SCENES_DIR = "scenes"

@@ -15,8 +15,8 @@ import numpy as np
 
 from mos_ros.core.nms import iou_matrix
 from mos_ros.data.teachers import Teacher, open_teacher, to_mesh_box
-from mos_ros.scenes.composer import FaceBank, compose
-from mos_ros.scenes.composer import load_bank
+from mos_ros.scenes.bank import FaceBank, load_bank
+from mos_ros.scenes.composer import compose
 from mos_ros.scenes.config import SceneConfig
 from mos_ros.scenes.sampling import seeded_rng
 

@@ -7,7 +7,7 @@ float pixels and five landmarks in the RetinaFace order (image-left eye, image-r
 tip, image-left mouth corner, image-right mouth corner).
 
 Teachers disagree on what a face box is. The project's convention is the extent of the face
-mesh (forehead to chin, cheek to cheek; see :mod:`mos_ros.scenes.synthetic`), so
+mesh (forehead to chin, cheek to cheek; see :mod:`mos_ros.scenes.composer`), so
 :func:`consensus` fits MediaPipe FaceMesh to each agreed face
 (:func:`~mos_ros.data.mesh_fit.fit_face_mesh`) and takes box, landmarks and head pose from the
 fit; where the fit fails it converts the teachers' boxes

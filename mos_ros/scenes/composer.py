@@ -1,71 +1,53 @@
-"""Training scenes from real faces: the data engine's composer.
+"""The scene composer: every labelled training scene, procedural or real, is made by
+:func:`compose`.
 
-A scene is a background (a face-free photo or a procedural one), faces pasted from far to
-near, and the photometric changes of a camera. Most faces are real photo faces turned to a new
-pose by :mod:`mos_ros.scenes.reface`; a share are procedural faces (which reach the extreme
-poses real sources cannot); some scenes are a training photo itself with its teacher-labelled
-faces; some hold no face at all. Every label is known by construction. Scene ``i`` is a pure
-function of ``(seed, i)`` and the bank, so a set is reproducible and worker-independent.
+A scene is a background (a procedural one, a face-free photo, or a crop of a labelled photo
+with its faces), faces drawn from far to near, each from one source
+(:mod:`mos_ros.scenes.faces`: a procedural mesh face, a photo face turned to a new pose, or a
+small crop), occluders and unlabelled hands, an optional turn of the whole scene with its
+labels, and the photometric changes of a camera. Each face is placed so that its head hides
+little of the faces before it. What a scene holds is set by :class:`SceneConfig` and by what
+the :class:`FaceBank` offers; an empty bank gives procedural scenes
+(:class:`ProceduralScenes`), the data engine's bank real-face scenes (:class:`BankScenes`).
+
+Labels per face, in pixels of the returned image (origin at the top-left pixel's corner):
+
+* box: the tight box of the face, forehead to chin and cheek to cheek (the extent WIDER FACE
+  boxes mark); for mesh faces, of all projected mesh vertices;
+* five landmarks in the RetinaFace order (image-left eye, image-right eye, nose tip,
+  image-left and image-right mouth corner, "image-left" being the side on the image left when
+  the face is frontal). An occluded landmark (the far eye of a profile) keeps its projected
+  position;
+* yaw, pitch, roll in degrees: the pose the face was drawn at.
+
+Scene ``i`` of a set is a pure function of ``(seed, i)``, the settings and the bank, so a set
+is reproducible and does not depend on the number of workers.
 """
 from __future__ import annotations
 
 import functools
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from mos_ros.core.labels import MIRRORED_LANDMARK_ORDER, FaceLabels
-from mos_ros.core.pose import euler_to_matrix, mirror_pose
+from mos_ros.core.labels import FaceLabels
+from mos_ros.core.pose import euler_to_matrix
 from mos_ros.scenes.backgrounds import render_background
-from mos_ros.scenes.config import SceneConfig
+from mos_ros.scenes.bank import FaceBank, PhotoFaces, cached_bank
+from mos_ros.scenes.config import SceneConfig, SyntheticConfig
+from mos_ros.scenes.faces import CropFace, DrawnFace, PhotoFace, PreparedFace, ProceduralFace
 from mos_ros.scenes.hands import free_hand, hand_near_face
 from mos_ros.scenes.photometric import photometric
-from mos_ros.scenes.procedural import draw_procedural_face
-from mos_ros.scenes.reface import FaceSource, reachable_rotation, render_face, turn_angle_deg
+from mos_ros.scenes.procedural import pose_face, random_look
+from mos_ros.scenes.reface import reachable_rotation, render_face, turn_angle_deg
 from mos_ros.scenes.rotation import rotate_scene, sample_turn, visible_fraction
 from mos_ros.scenes.sampling import overlap_fraction, sample_pose
+from mos_ros.scenes.writer import write_scene_set
 
-BANK_FILE = "bank.pkl"
-
-
-@dataclass(frozen=True)
-class PhotoFaces:
-    """A real training photo and its teacher-consensus faces."""
-
-    image: np.ndarray
-    labels: FaceLabels
-    name: str
-
-
-@dataclass(frozen=True)
-class TinyFace:
-    """A small face crop pasted as it is (too little texture to turn), with its labels in
-    crop pixels: box, landmarks and the pose FaceMesh fitted on the upsampled crop."""
-
-    crop: np.ndarray
-    box: np.ndarray
-    landmarks: np.ndarray
-    pose: tuple[float, float, float]
-
-
-@dataclass(frozen=True)
-class FaceBank:
-    """What scenes are made of: turnable photo faces (each with its mirror), face-free
-    backgrounds, labelled training photos and small face crops."""
-
-    faces: tuple[tuple[FaceSource, ...], ...]
-    backgrounds: tuple[np.ndarray, ...]
-    photos: tuple[PhotoFaces, ...] = ()
-    tiny: tuple[TinyFace, ...] = ()
-
-    def __post_init__(self) -> None:
-        """A bank without faces cannot make scenes."""
-        if not self.faces:
-            raise ValueError("face bank has no photo faces: no training photo gave a FaceMesh "
-                             "fit")
+#: Crowds are of small faces: their long side stays below this many pixels.
+CROWD_FACE_PX = 60.0
 
 
 @dataclass
@@ -77,7 +59,7 @@ class _Faces:
     poses: list = field(default_factory=list)
     has_landmarks: list = field(default_factory=list)
     has_pose: list = field(default_factory=list)
-    #: Mesh points of each face where known (rendered photo faces), else None.
+    #: Mesh points of each face where known (turned photo faces), else None.
     outlines: list = field(default_factory=list)
 
     def add(self, box, landmarks=None, pose=None, outline=None) -> None:
@@ -89,6 +71,9 @@ class _Faces:
                           else np.asarray(pose, np.float32))
         self.has_landmarks.append(landmarks is not None)
         self.has_pose.append(pose is not None)
+
+    def add_drawn(self, face: DrawnFace) -> None:
+        self.add(face.box, face.landmarks, face.pose, face.outline)
 
     def labels(self) -> FaceLabels:
         count = len(self.boxes)
@@ -120,7 +105,9 @@ def _photo_crop(rng: np.random.Generator, photo: np.ndarray, width: int, height:
 
 
 def _background(rng: np.random.Generator, config: SceneConfig, bank: FaceBank) -> np.ndarray:
-    if bank.backgrounds and rng.random() < config.photo_background_probability:
+    """A face-free photo of the bank (cropped, mirrored half the time) or a procedural one."""
+    if (bank.backgrounds and config.photo_background_probability
+            and rng.random() < config.photo_background_probability):
         photo = bank.backgrounds[rng.integers(len(bank.backgrounds))]
         image, _, _ = _photo_crop(rng, photo, config.width, config.height,
                                   config.background_zoom_range)
@@ -145,58 +132,36 @@ def _photo_scene(rng: np.random.Generator, config: SceneConfig, photo: PhotoFace
     return image
 
 
+def _backdrop(rng: np.random.Generator, config: SceneConfig, bank: FaceBank,
+              faces: _Faces) -> tuple[np.ndarray, int, bool]:
+    """The scene before its new faces, how many faces to add and whether it is a crowd."""
+    if (bank.photos and config.photo_scene_probability
+            and rng.random() < config.photo_scene_probability):
+        image = _photo_scene(rng, config, bank.photos[rng.integers(len(bank.photos))], faces)
+        return image, int(rng.integers(0, 3)), False
+    image = _background(rng, config, bank)
+    crowd = bool(config.crowd_probability) and rng.random() < config.crowd_probability
+    low, high = config.crowd_range if crowd else config.faces_range
+    if config.empty_probability and rng.random() < config.empty_probability:
+        return image, 0, crowd
+    return image, int(rng.integers(low, high + 1)), crowd
+
+
 # --------------------------------------------------------------------------------------------
 # Faces
 
 
-def _free_centre(rng: np.random.Generator, config: SceneConfig, face_px: float,
-                 placed: list[np.ndarray]) -> np.ndarray | None:
-    """A face centre whose head region (1.6 face sizes) hides little of earlier faces."""
-    size = np.float32([config.width, config.height])
-    for _ in range(25):
-        centre = rng.uniform(-0.2, 1.2, 2).astype(np.float32) * size
-        head = np.concatenate([centre - 0.8 * face_px, centre + 0.8 * face_px])
-        box = np.concatenate([centre - face_px / 2, centre + face_px / 2])
-        if (visible_fraction(box, config.width, config.height) >= config.min_visible + 0.1
-                and overlap_fraction(head, placed) <= config.max_overlap):
-            return centre
-    return None
+def _procedural_face(rng: np.random.Generator, config: SceneConfig,
+                     pose: tuple[float, float, float], face_px: float) -> ProceduralFace:
+    geometry = pose_face(*pose, float(rng.uniform(*config.distance_range)))
+    look = random_look(rng, config.procedural)
+    return ProceduralFace(geometry, look, face_px / geometry.box_side, pose)
 
 
-def _paste(image: np.ndarray, rendered, centre: np.ndarray, rng: np.random.Generator,
-           config: SceneConfig) -> np.ndarray:
-    """Blend a turned face into ``image`` (in place) centred at ``centre``; returns the offset
-    of the patch's origin in the image."""
-    box_centre = (rendered.box[:2] + rendered.box[2:]) / 2
-    offset = np.round(centre - box_centre).astype(int)
-    h, w = rendered.alpha.shape
-    x0, y0 = max(offset[0], 0), max(offset[1], 0)
-    x1, y1 = min(offset[0] + w, image.shape[1]), min(offset[1] + h, image.shape[0])
-    if x1 <= x0 or y1 <= y0:
-        return offset
-    patch = rendered.patch[y0 - offset[1]:y1 - offset[1], x0 - offset[0]:x1 - offset[0]]
-    alpha = rendered.alpha[y0 - offset[1]:y1 - offset[1], x0 - offset[0]:x1 - offset[0], None]
-    region = image[y0:y1, x0:x1].astype(np.float32)
-    patch = _match_colour(patch, alpha, region, rng, config)
-    image[y0:y1, x0:x1] = np.clip(patch + region * (1 - alpha) + 0.5, 0, 255).astype(np.uint8)
-    return offset
-
-
-def _match_colour(patch: np.ndarray, alpha: np.ndarray, region: np.ndarray,
-                  rng: np.random.Generator, config: SceneConfig) -> np.ndarray:
-    """Pull the face's mean colour part of the way to the scene's, plus a lighting gain."""
-    weight = float(alpha.sum())
-    if weight < 1:
-        return patch
-    face_mean = patch.reshape(-1, 3).sum(axis=0) / weight
-    scene_mean = region.reshape(-1, 3).mean(axis=0)
-    shift = (scene_mean - face_mean) * rng.uniform(0, config.colour_match)
-    gain = rng.uniform(0.75, 1.2) * rng.uniform(0.92, 1.08, 3)
-    return np.clip(patch * gain + shift * alpha, 0, None)
-
-
-def _draw_real_face(image: np.ndarray, rng: np.random.Generator, config: SceneConfig,
-                    bank: FaceBank, face_px: float, centre: np.ndarray, faces: _Faces) -> None:
+def _photo_face(rng: np.random.Generator, config: SceneConfig, bank: FaceBank,
+                face_px: float) -> PreparedFace:
+    """A bank face turned toward a sampled pose, at most ``max_turn_deg`` from a source
+    copy; a pose further than ``procedural_beyond_deg`` beyond reach is a procedural face."""
     sources = bank.faces[rng.integers(len(bank.faces))]
     pose = sample_pose(rng, config)
     wanted = euler_to_matrix(*pose)
@@ -204,40 +169,44 @@ def _draw_real_face(image: np.ndarray, rng: np.random.Generator, config: SceneCo
                                           config.turn_in_plane_free)
     if config.procedural_beyond_deg and (turn_angle_deg(rotation, wanted)
                                          > config.procedural_beyond_deg):
-        box, landmarks = draw_procedural_face(image, rng, config.procedural, pose, face_px,
-                                              centre)
-        faces.add(box, landmarks, pose)
-        return
-    rendered = render_face(source, rotation, face_px)
-    offset = _paste(image, rendered, centre, rng, config)
-    faces.add(rendered.box + np.tile(offset, 2), rendered.landmarks + offset, rendered.pose,
-              rendered.outline + offset)
+        return _procedural_face(rng, config, pose, face_px)
+    return PhotoFace(render_face(source, rotation, face_px), config.colour_match)
 
 
-def _draw_tiny_face(image: np.ndarray, rng: np.random.Generator, tiny: TinyFace,
-                    face_px: float, centre: np.ndarray, faces: _Faces) -> None:
-    """Paste a small crop (mirrored half the time) so its face box is ``face_px`` long."""
-    crop, box, landmarks = tiny.crop, tiny.box, tiny.landmarks
-    yaw, pitch, roll = tiny.pose
-    if rng.random() < 0.5:
-        width = crop.shape[1]
-        crop = np.ascontiguousarray(crop[:, ::-1])
-        box = np.float32([width - box[2], box[1], width - box[0], box[3]])
-        landmarks = np.stack([width - landmarks[:, 0], landmarks[:, 1]], axis=1)
-        landmarks = landmarks[list(MIRRORED_LANDMARK_ORDER)]
-        yaw, pitch, roll = mirror_pose(yaw, pitch, roll).as_tuple()
-    scale = face_px / float(np.ptp(box.reshape(2, 2), axis=0).max())
-    shift = np.asarray(centre, np.float32) - (box[:2] + box[2:]) / 2 * scale
-    matrix = np.float32([[scale, 0, shift[0]], [0, scale, shift[1]]])
-    size = (image.shape[1], image.shape[0])
-    colour = cv2.warpAffine(crop, matrix, size, flags=cv2.INTER_AREA).astype(np.float32)
-    mask = np.zeros(crop.shape[:2], np.float32)
-    height, width = mask.shape
-    cv2.ellipse(mask, (width // 2, height // 2), (width // 2, height // 2), 0, 0, 360, 1.0, -1)
-    alpha = cv2.warpAffine(cv2.GaussianBlur(mask, (0, 0), 1.5), matrix, size)[..., None]
-    blended = colour * alpha + image.astype(np.float32) * (1 - alpha)
-    image[:] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-    faces.add(box * scale + np.tile(shift, 2), landmarks * scale + shift, (yaw, pitch, roll))
+def _prepare_face(rng: np.random.Generator, config: SceneConfig, bank: FaceBank,
+                  face_px: float) -> PreparedFace:
+    """A face of long side ``face_px`` from one of the sources the bank and settings offer:
+    a small crop (for small faces), a procedural face, or a turned photo face."""
+    if (bank.tiny and face_px < config.tiny_face_px and config.tiny_fraction
+            and rng.random() < config.tiny_fraction):
+        tiny = bank.tiny[rng.integers(len(bank.tiny))]
+        return CropFace.of(tiny, face_px, mirrored=bool(rng.random() < 0.5))
+    if not bank.faces or rng.random() < config.procedural_fraction:
+        return _procedural_face(rng, config, sample_pose(rng, config), face_px)
+    return _photo_face(rng, config, bank, face_px)
+
+
+def _place(rng: np.random.Generator, config: SceneConfig, face: PreparedFace,
+           placed: list[np.ndarray]) -> np.ndarray | None:
+    """Where the face's own coordinates go in the image (its offset) so that at most
+    ``max_outside`` of its box leaves the picture and its head region (``head_margin`` around,
+    ``neck_margin`` below) covers at most ``max_overlap`` of an earlier face box; None when
+    ``placement_tries`` tries fail."""
+    size = face.size
+    around = np.full(2, size.max() * config.head_margin, np.float32)
+    below = np.array([size.max() * config.head_margin, size.max() * config.neck_margin],
+                     np.float32)
+    low = -size * config.max_outside
+    high = np.float32([config.width, config.height]) - size * (1.0 - config.max_outside)
+    for _ in range(config.placement_tries):
+        corner = low + rng.uniform(0, 1, 2) * (high - low)
+        box = np.concatenate([corner, corner + size])
+        head = np.concatenate([corner - around, corner + size + below])
+        # The tolerance keeps a face wholly inside from failing on rounding.
+        if (visible_fraction(box, config.width, config.height) >= 1.0 - config.max_outside - 1e-6
+                and overlap_fraction(head, placed) <= config.max_overlap):
+            return (corner - face.box[:2]).astype(np.float32)
+    return None
 
 
 def _occlude(image: np.ndarray, rng: np.random.Generator, box: np.ndarray) -> None:
@@ -257,41 +226,31 @@ def _occlude(image: np.ndarray, rng: np.random.Generator, box: np.ndarray) -> No
     cv2.ellipse(image, centre, axes, float(rng.uniform(-20, 20)), 0, 360, colour, -1, cv2.LINE_AA)
 
 
-def compose(rng: np.random.Generator, config: SceneConfig, bank: FaceBank
-            ) -> tuple[np.ndarray, FaceLabels]:
-    """One scene and its labels, all drawn from ``rng``."""
-    faces = _Faces()
-    if bank.photos and rng.random() < config.photo_scene_probability:
-        image = _photo_scene(rng, config, bank.photos[rng.integers(len(bank.photos))], faces)
-        count = int(rng.integers(0, 3))
-    else:
-        image = _background(rng, config, bank)
-        crowd = rng.random() < config.crowd_probability
-        low, high = config.crowd_range if crowd else config.faces_range
-        count = 0 if rng.random() < config.empty_probability else int(rng.integers(low, high + 1))
+def _face_sizes(rng: np.random.Generator, config: SceneConfig, count: int,
+                crowd: bool) -> np.ndarray:
+    """Long sides of ``count`` faces, log-uniform, small to large (drawn far to near)."""
     px_low, px_high = config.face_px_range
-    if count >= config.crowd_range[0]:
-        px_high = min(px_high, 60.0)
-    sizes = np.sort(np.exp(rng.uniform(np.log(px_low), np.log(px_high), count)))
+    if crowd:
+        px_high = max(min(px_high, CROWD_FACE_PX), px_low)
+    log_range = np.log([px_low, px_high])
+    return np.sort(np.exp(rng.uniform(*log_range, count)))
+
+
+def compose(rng: np.random.Generator, config: SceneConfig, bank: FaceBank = FaceBank()
+            ) -> tuple[np.ndarray, FaceLabels]:
+    """One scene (BGR uint8) and its labels, every random choice drawn from ``rng``."""
+    faces = _Faces()
+    image, count, crowd = _backdrop(rng, config, bank, faces)
+    sizes = _face_sizes(rng, config, count, crowd)
     placed = list(faces.boxes)
     for face_px in sizes:
-        centre = _free_centre(rng, config, float(face_px), placed)
-        if centre is None:
+        face = _prepare_face(rng, config, bank, float(face_px))
+        offset = _place(rng, config, face, placed)
+        if offset is None:
             continue
-        if (bank.tiny and face_px < config.tiny_face_px
-                and rng.random() < config.tiny_fraction):
-            _draw_tiny_face(image, rng, bank.tiny[rng.integers(len(bank.tiny))],
-                            float(face_px), centre, faces)
-        elif rng.random() < config.procedural_fraction:
-            pose = sample_pose(rng, config)
-            box, landmarks = draw_procedural_face(image, rng, config.procedural, pose,
-                                                  float(face_px), centre)
-            faces.add(box, landmarks, pose)
-        else:
-            _draw_real_face(image, rng, config, bank, float(face_px), centre, faces)
-        if rng.random() < config.occlusion_probability:
+        faces.add_drawn(face.draw(image, rng, offset))
+        if config.occlusion_probability and rng.random() < config.occlusion_probability:
             _occlude(image, rng, faces.boxes[-1])
-        # Settings at 0 draw no random number, so older sets render as they did.
         if config.hand_probability and rng.random() < config.hand_probability:
             hand_near_face(image, rng, faces.boxes[-1], config.hands, placed)
         placed.append(faces.boxes[-1])
@@ -309,40 +268,38 @@ def compose(rng: np.random.Generator, config: SceneConfig, bank: FaceBank
 
 
 # --------------------------------------------------------------------------------------------
-# Writing a set
+# Scene sets
 
 
-def save_bank(bank: FaceBank, path: str | Path) -> Path:
-    """Store the bank for the render workers (a private cache of this module)."""
-    path = Path(path)
-    path.write_bytes(pickle.dumps(bank, protocol=pickle.HIGHEST_PROTOCOL))
-    return path
+@dataclass(frozen=True)
+class ProceduralScenes:
+    """Procedural scenes as ``config`` describes them (:meth:`SceneConfig.procedural_only`)."""
 
+    config: SyntheticConfig = SyntheticConfig()
 
-def load_bank(path: str | Path) -> FaceBank:
-    """Read a bank written by :func:`save_bank`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"face bank not found: {path} (run `mos data bank` first)")
-    bank = pickle.loads(path.read_bytes())
-    if not isinstance(bank, FaceBank):
-        raise ValueError(f"{path} does not hold a face bank")
-    return bank
+    @functools.cached_property
+    def scene_config(self) -> SceneConfig:
+        return SceneConfig.procedural_only(self.config)
 
-
-@functools.lru_cache(maxsize=1)
-def _cached_bank(path: str) -> FaceBank:
-    """The bank at ``path``, read once per process (each render worker reads its own)."""
-    return load_bank(path)
+    def __call__(self, rng: np.random.Generator) -> tuple[np.ndarray, FaceLabels]:
+        return compose(rng, self.scene_config)
 
 
 @dataclass(frozen=True)
 class BankScenes:
-    """The data engine's scene composer (:func:`compose` with the bank stored at
-    ``bank_path``); cheap to pickle, so each render worker loads the bank itself."""
+    """Scenes of the bank stored at ``bank_path`` (:func:`mos_ros.scenes.bank.save_bank`);
+    cheap to pickle, so each render worker loads the bank itself."""
 
     config: SceneConfig
     bank_path: str
 
     def __call__(self, rng: np.random.Generator) -> tuple[np.ndarray, FaceLabels]:
-        return compose(rng, self.config, _cached_bank(self.bank_path))
+        return compose(rng, self.config, cached_bank(self.bank_path))
+
+
+def write_synthetic_set(out_dir: str | Path, count: int, seed: int,
+                        config: SyntheticConfig | None = None, workers: int = 1) -> Path:
+    """A procedural set of ``count`` scenes in ``out_dir`` (see
+    :func:`~mos_ros.scenes.writer.write_scene_set`); returns the label file path."""
+    return write_scene_set(out_dir, count, seed, ProceduralScenes(config or SyntheticConfig()),
+                           workers)

@@ -1,19 +1,29 @@
-"""What scenes look like: the settings of procedural and real-face scenes."""
+"""What scenes look like: the settings of scenes (:class:`SceneConfig`) and of the
+procedural faces and backgrounds in them (:class:`SyntheticConfig`)."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from mos_ros.core.validation import Rule, Validated
 from mos_ros.scenes.photometric import PhotometricConfig
 
+#: Fields of both configs: what procedural faces and backgrounds are drawn from ...
+_LOOK = ("width", "height", "face_px_range", "yaw_limit_deg", "pitch_limit_deg",
+         "roll_limit_deg", "distance_range", "head_probability", "negatives_range",
+         "clutter_range")
+#: ... and how many faces a scene holds, their poses, placement and camera effects.
+_LAYOUT = ("faces_range", "yaw_sigma_deg", "pitch_sigma_deg", "roll_sigma_deg",
+           "frontal_fraction", "placement_tries", "augment_probability", "photometric")
 #: SceneConfig fields that are probabilities or shares.
 _SHARES = ("procedural_fraction", "scene_turn_probability", "scene_turn_wide_share",
-           "hand_probability", "free_hand_probability")
+           "hand_probability", "free_hand_probability", "max_outside", "head_probability")
 
 
 @dataclass(frozen=True)
 class SyntheticConfig(Validated):
-    """What a synthetic scene looks like; every random choice is drawn from these ranges.
+    """What a procedural scene looks like (:meth:`SceneConfig.procedural_only` makes it the
+    one composer's settings), and the look of procedural faces and backgrounds anywhere.
 
     Face size is the long side of the face box in pixels, drawn log-uniformly. Angles are drawn
     from a Gaussian around frontal with probability ``frontal_fraction``, else uniformly within
@@ -80,7 +90,10 @@ class HandConfig(Validated):
 
 @dataclass(frozen=True)
 class SceneConfig(Validated):
-    """What a scene looks like. Face size is the long side of the face box in pixels."""
+    """What a scene looks like; the one composer (:func:`mos_ros.scenes.composer.compose`)
+    draws every random choice from these settings. Face size is the long side of the face box
+    in pixels. A setting at 0 draws no random number, so adding one leaves older sets as they
+    were. :meth:`procedural_only` gives the settings of procedural sets."""
 
     width: int = 448
     height: int = 448
@@ -126,8 +139,24 @@ class SceneConfig(Validated):
     #: share of scenes (:mod:`mos_ros.scenes.hands`): hard negatives.
     hand_probability: float = 0.0
     free_hand_probability: float = 0.0
+    #: A new face's head region (its box grown by ``head_margin`` face sizes, and by
+    #: ``neck_margin`` below) may cover at most ``max_overlap`` of an earlier face box.
     max_overlap: float = 0.2
+    head_margin: float = 0.3
+    neck_margin: float = 0.3
+    #: Tries to place a face before it is left out.
+    placement_tries: int = 25
+    #: Share of a placed face box that may lie outside the picture (0: wholly inside).
+    max_outside: float = 0.4
+    #: Labels of faces (after a scene turn, or in a cropped photo) less visible than this go.
     min_visible: float = 0.5
+    #: Procedural faces and backgrounds: camera distance in face heights (perspective), share
+    #: of faces with a head (hair, ears) around them, face-free distractors and clutter shapes
+    #: per background.
+    distance_range: tuple[float, float] = (2.5, 12.0)
+    head_probability: float = 0.9
+    negatives_range: tuple[int, int] = (0, 3)
+    clutter_range: tuple[int, int] = (0, 40)
     colour_match: float = 0.35
     augment_probability: float = 0.85
     photometric: PhotometricConfig = field(default_factory=PhotometricConfig)
@@ -142,7 +171,10 @@ class SceneConfig(Validated):
                 ("background_zoom_range", 0 < zoom_low <= zoom_high, "positive and ordered"),
                 *((name, 0 <= getattr(self, name) <= 1, "in [0, 1]") for name in _SHARES),
                 ("scene_turn_deg", turns,
-                 f"in [0, scene_turn_max_deg ({self.scene_turn_max_deg})], which is <= 180")]
+                 f"in [0, scene_turn_max_deg ({self.scene_turn_max_deg})], which is <= 180"),
+                ("placement_tries", self.placement_tries >= 1, ">= 1"),
+                ("distance_range", 0 < self.distance_range[0] <= self.distance_range[1],
+                 "positive and ordered")]
 
     @property
     def hands(self) -> HandConfig:
@@ -150,11 +182,19 @@ class SceneConfig(Validated):
         return HandConfig(probability=self.hand_probability,
                           free_probability=self.free_hand_probability)
 
-    @property
+    @functools.cached_property
     def procedural(self) -> SyntheticConfig:
-        """Settings of the procedural faces and backgrounds drawn into these scenes."""
-        return SyntheticConfig(width=self.width, height=self.height,
-                               face_px_range=self.face_px_range,
-                               yaw_limit_deg=self.yaw_limit_deg,
-                               pitch_limit_deg=self.pitch_limit_deg,
-                               roll_limit_deg=self.roll_limit_deg, negatives_range=(0, 3))
+        """Settings of the procedural faces and backgrounds drawn into these scenes (made once:
+        every procedural face asks for them)."""
+        return SyntheticConfig(**{name: getattr(self, name) for name in _LOOK})
+
+    @classmethod
+    def procedural_only(cls, synthetic: SyntheticConfig) -> SceneConfig:
+        """Scenes of procedural faces alone on procedural backgrounds, as ``synthetic``
+        describes them: faces wholly inside the picture, head and neck clear of earlier
+        faces, no crowds, empty scenes, occluders or turns."""
+        return cls(**{name: getattr(synthetic, name) for name in _LOOK + _LAYOUT},
+                   max_overlap=synthetic.max_occlusion, head_margin=0.6, neck_margin=1.1,
+                   max_outside=0.0, crowd_probability=0.0, empty_probability=0.0,
+                   photo_scene_probability=0.0, photo_background_probability=0.0,
+                   procedural_fraction=1.0, tiny_fraction=0.0, occlusion_probability=0.0)

@@ -305,17 +305,3 @@ def _composite(scene: np.ndarray, patch: np.ndarray, ss: int, x0: int, y0: int) 
     region = scene[y0:y0 + h, x0:x0 + w].astype(np.float32)
     blended = patch[..., :3].astype(np.float32) + region * (1.0 - alpha)
     scene[y0:y0 + h, x0:x0 + w] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
-
-
-def draw_procedural_face(image: np.ndarray, rng: np.random.Generator, config: SyntheticConfig,
-                         pose: tuple[float, float, float], face_px: float,
-                         centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Draw one procedural face (in place) with its box of long side ``face_px`` centred at
-    ``centre``; returns its box (4,) and landmarks (5, 2) in image pixels."""
-    geometry = pose_face(*pose, float(rng.uniform(*config.distance_range)))
-    look = random_look(rng, config)
-    scale = face_px / geometry.box_side
-    offset = (np.asarray(centre, np.float32)
-              - (geometry.box[:2] + geometry.box[2:]) / 2 * scale).astype(np.float32)
-    draw_face_patch(image, geometry, look, random_albedo(rng, look), scale, offset)
-    return geometry.box * scale + np.tile(offset, 2), geometry.landmarks * scale + offset

@@ -2,7 +2,7 @@
 
 A set is written by one function, :func:`write_scene_set`, whatever composes its scenes: a
 composer is a picklable callable that turns a random generator into an image and its labels
-(:class:`~mos_ros.scenes.synthetic.ProceduralScenes`,
+(:class:`~mos_ros.scenes.composer.ProceduralScenes`,
 :class:`~mos_ros.scenes.composer.BankScenes`). Scene ``i`` comes from ``seeded_rng(seed, i)``,
 so a set does not depend on the number of workers.
 """

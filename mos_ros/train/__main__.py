@@ -20,7 +20,7 @@ def _train(args: argparse.Namespace) -> str:
 
 
 def _render(args: argparse.Namespace) -> str:
-    from mos_ros.scenes.synthetic import write_synthetic_set
+    from mos_ros.scenes.composer import write_synthetic_set
 
     return str(write_synthetic_set(args.out_dir, args.count, args.seed, workers=args.workers))
 

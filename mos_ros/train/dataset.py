@@ -28,7 +28,7 @@ from mos_ros.core.labels import FaceLabels
 from mos_ros.scenes.config import SyntheticConfig
 from mos_ros.scenes.photometric import PhotometricConfig, photometric
 from mos_ros.scenes.sampling import seeded_rng
-from mos_ros.scenes.synthetic import compose_scene
+from mos_ros.scenes.composer import ProceduralScenes
 from mos_ros.train.augment import CropConfig, flip_horizontal, random_square_crop
 from mos_ros.train.targets import MatchConfig, build_targets
 
@@ -64,11 +64,11 @@ class SyntheticSource:
     def __init__(self, config: SyntheticConfig, seed: int):
         self.config = config
         self.seed = seed
+        self._compose = ProceduralScenes(config)
 
     def scene(self, index: int) -> tuple[np.ndarray, FaceLabels]:
         """Image and labels of scene ``index``."""
-        scene = compose_scene(seeded_rng(self.seed * 3 + _RENDER_STREAM, index), self.config)
-        return scene.image, scene.labels
+        return self._compose(seeded_rng(self.seed * 3 + _RENDER_STREAM, index))
 
     def item(self, index: int) -> tuple[np.ndarray, FaceLabels]:
         """Scene ``index`` itself (rendered scenes have no other order)."""

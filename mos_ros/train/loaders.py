@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from mos_ros.core.label_file import LABEL_FILE
 from mos_ros.scenes.config import SyntheticConfig
-from mos_ros.scenes.synthetic import write_synthetic_set
+from mos_ros.scenes.composer import write_synthetic_set
 from mos_ros.train.config import TrainConfig
 from mos_ros.train.dataset import (
     FaceTrainingSet, LabelFileSource, ShardedBatchSampler, SyntheticSource, collate)

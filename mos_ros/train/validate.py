@@ -20,7 +20,7 @@ from mos_ros.evaluate.metrics import (
     MATCH_IOU, matched_truth, mean_pose_errors, pooled_average_precision, pose_errors)
 from mos_ros.scenes.config import SyntheticConfig
 from mos_ros.scenes.sampling import seeded_rng
-from mos_ros.scenes.synthetic import compose_scene
+from mos_ros.scenes.composer import ProceduralScenes
 
 #: A low score threshold so the precision-recall curve reaches far into recall.
 VALIDATION_DECODE = DecodeSettings(score_threshold=0.02, nms_threshold=0.4, top_k=1000,
@@ -47,8 +47,8 @@ class ValidationResult:
 def render_validation_set(count: int, seed: int, config: SyntheticConfig
                           ) -> list[tuple[np.ndarray, FaceLabels]]:
     """``count`` held-out scenes (their seed must differ from the training seeds)."""
-    scenes = [compose_scene(seeded_rng(seed, index), config) for index in range(count)]
-    return [(scene.image, scene.labels) for scene in scenes]
+    compose = ProceduralScenes(config)
+    return [compose(seeded_rng(seed, index)) for index in range(count)]
 
 
 def matched_faces(faces: list[Face], truth: FaceLabels) -> list[tuple[Face, int]]:

@@ -25,10 +25,13 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.rosbag2.errors import ReaderError, WriterError
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
+from tqdm import tqdm
 
 from mos_ros.core import messages
 from mos_ros.core.errors import ImageError, MosError
 from mos_ros.core.image_io import Frame
+from mos_ros.core.quality import inter_eye_distance
+from mos_ros.core.selection import FaceSelector
 from mos_ros.resources import find_shared_file
 
 log = logging.getLogger(__name__)
@@ -267,8 +270,6 @@ def process_bag(source: Path, out: Path, detector, topics: Sequence[str] = (),
     the selector's ``<topic>/faces/tracked`` and ``<topic>/faces/selected``. ``storage``:
     mcap or sqlite3 (empty: as the input). Unusable frames are skipped and counted; a damaged
     bag stops the run, and what was processed up to there is written and the bag closed."""
-    from tqdm import tqdm
-
     bag = open_images(source, topics)
     summary = BagSummary(out)
     writer = FaceBagWriter(out, storage or bag.storage, typestore())
@@ -329,9 +330,6 @@ class _FrameProcessor:
                            image_height=height, faces=[self._face_msg(f) for f in faces])
 
     def _select(self, image: BagImage, header: Any, pixels: np.ndarray, faces) -> None:
-        from mos_ros.core.quality import inter_eye_distance
-        from mos_ros.core.selection import FaceSelector
-
         selector = self._selectors.setdefault(image.topic, FaceSelector())
         headers = self._headers.setdefault(image.topic, {})
         seconds = header.stamp.sec + header.stamp.nanosec * 1e-9

@@ -7,6 +7,9 @@ serves every camera resolution, and both carry the model's
 is the network's inference form (:mod:`mos_ros.model.fused`: stitch convs, cross-stitch and
 dense heads folded into one conv per level); every export is checked by running the written
 file once next to the torch model as trained.
+
+Heavy libraries are imported inside the functions that use them: torch and the model code,
+onnx, pnnx and ncnn (extras [torch], [ncnn]).
 """
 from __future__ import annotations
 
@@ -22,10 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from mos_ros.backends.base import ONNX_META_KEY
+from mos_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 from mos_ros.core.config import INPUT_NAME
 from mos_ros.core.config import OUTPUT_NAMES
 from mos_ros.core.errors import ModelFileError
 from mos_ros.core.errors import ExportError
+from mos_ros.quantize import quantize_ncnn, quantize_onnx
 
 _LOG = logging.getLogger(__name__)
 
@@ -157,8 +162,6 @@ def _add_metadata_and_check(path: Path, meta_json: str) -> None:
 
 
 def _verify_onnx(path: Path, model, checkpoint_path: Path) -> float:
-    from mos_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
-
     batch = _check_input(CHECK_SIZE)
     try:
         raw = OnnxRuntimeBackend(path).infer(batch)
@@ -289,8 +292,6 @@ def export_onnx_int8(checkpoint_path: str | Path, out_path: str | Path, *,
     ``calibration`` is a folder of images like the deployment's (e.g. data-engine scenes);
     the result must find the faces the fp32 export finds on some of them. Returns the path.
     """
-    from mos_ros.quantize import quantize_onnx
-
     if calibration is None:
         raise ExportError("onnx-int8 export needs a folder of calibration images")
     with tempfile.TemporaryDirectory(prefix="mos_export_") as work:
@@ -302,8 +303,6 @@ def export_ncnn_int8(checkpoint_path: str | Path, out_dir: str | Path, *,
                      calibration: str | Path | None = None) -> Path:
     """Write the checkpoint as an int8 ncnn model folder (CPUs, ARM boards) by
     :mod:`mos_ros.quantize`; ``calibration`` as for :func:`export_onnx_int8`."""
-    from mos_ros.quantize import quantize_ncnn
-
     if calibration is None:
         raise ExportError("ncnn-int8 export needs a folder of calibration images")
     with tempfile.TemporaryDirectory(prefix="mos_export_") as work:

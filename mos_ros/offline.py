@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
+from tqdm import tqdm
 
 from mos_ros.core.draw import draw_faces
 from mos_ros.core.errors import ImageError
@@ -71,8 +72,6 @@ def detect_files(detector: FaceDetector, source: Path, out_dir: Path,
                  progress: bool = True) -> dict:
     """Detect faces in every frame of ``source``; write ``<name>.jpg`` drawings and one
     ``detections.json``. Unreadable files in a folder are reported, not fatal."""
-    from tqdm import tqdm
-
     out_dir.mkdir(parents=True, exist_ok=True)
     count, frames = frames_of(source)
     results: dict = {"model": detector.meta.variant, "source": str(source), "frames": {},

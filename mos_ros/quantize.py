@@ -14,6 +14,9 @@ default decode settings).
 An fp32 ncnn model is rewritten the way ncnn's own int8 tools would (int8 weights per output
 channel, one scale per layer input from the calibration images, int8 handed on between
 consecutive convolutions) and passes the same gate.
+
+Heavy libraries are imported inside the functions that use them: onnx (also needed by
+onnxruntime.quantization) and ncnn.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mos_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
 from mos_ros.core.errors import ExportError
 from mos_ros.core.image_io import read_image
 from mos_ros.core.preprocess import prepare
@@ -150,8 +154,6 @@ def quantize_onnx(fp32_path: str | Path, out_path: str | Path,
     the activation ranges, the next :data:`CHECK_IMAGES` check the result. ExportError (and
     nothing written) if there are too few images or the int8 model agrees too little.
     """
-    from mos_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
-
     fp32_path = Path(fp32_path)
     mean = OnnxRuntimeBackend(fp32_path).meta.input_mean
 

@@ -33,7 +33,7 @@ def share_dirs() -> list[Path]:
     if packaged.is_dir():
         dirs.append(packaged)
     try:
-        from ament_index_python.packages import get_package_share_directory
+        from ament_index_python.packages import get_package_share_directory  # ROS only
         dirs.append(Path(get_package_share_directory(PACKAGE_NAME)))
     except Exception:  # noqa: BLE001 - not a ROS install, or the package is not installed
         pass

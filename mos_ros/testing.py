@@ -4,10 +4,14 @@ helpers are in :mod:`mos_ros.ros.testing`).
 :func:`random_model` gives a deterministic random-weights MOS file, for when no trained model
 is needed (timings, message plumbing). Its faces are noise; a score threshold of 0 still gives
 ``keep_top_k`` of them per image.
+
+torch and the model code (extra [torch]) are imported inside :func:`random_model`.
 """
 from __future__ import annotations
 
 from pathlib import Path
+
+from mos_ros.export import export_onnx
 
 #: Variant of :func:`random_model`: the smallest, so tests and benchmarks stay fast on a CPU.
 RANDOM_MODEL_VARIANT = "mos-s-0.5"
@@ -34,6 +38,4 @@ def random_model(directory: str | Path, variant: str = RANDOM_MODEL_VARIANT,
         torch.manual_seed(seed)
         model = build_model(variant).eval()
         save_checkpoint(checkpoint, model, model.meta)
-    from mos_ros.export import export_onnx
-
     return export_onnx(checkpoint, onnx_path)

@@ -7,6 +7,8 @@ compares against (:mod:`mos_ros.bench.baseline`): each repeat runs MOS, the dete
 per-face pose network on the same frame (all in torch, so one thread pool serves all and a
 change in machine load hits both alike), and the ratio of the medians is reported for 1, 5,
 10 and 20 faces.
+
+torch, and the baseline built on it, are imported inside the functions that run them.
 """
 from __future__ import annotations
 
@@ -20,12 +22,14 @@ from typing import Callable, Optional, Sequence
 import cv2
 import numpy as np
 
+from mos_ros.backends import open_backend
 from mos_ros.bench.machine import describe_machine, usable_cores
 from mos_ros.bench.report import (
     BackendResult, BaselineReport, BaselineRow, BenchReport, Skipped, StageStats)
 from mos_ros.bench.timing import Stat, elapsed_ms
 from mos_ros.core.postprocess import DecodeSettings
 from mos_ros.detector import FaceDetector
+from mos_ros.export import EXPORT_SUFFIXES, export_model
 
 _LOG = logging.getLogger(__name__)
 
@@ -77,8 +81,6 @@ MODEL_FORMATS: dict[str, ModelFormat] = {
 
 def _model_suffixes() -> list[str]:
     """Every model file suffix, longest first (``.int8.onnx`` before ``.onnx``)."""
-    from mos_ros.export import EXPORT_SUFFIXES
-
     suffixes = {s for fmt in MODEL_FORMATS.values() for s in fmt.suffixes}
     return sorted(suffixes | set(EXPORT_SUFFIXES.values()), key=len, reverse=True)
 
@@ -118,8 +120,6 @@ def model_file_for(backend: str, model_path: Path, workdir: Path) -> Path:
         raise FileNotFoundError(
             f"no {'/'.join(fmt.suffixes)} model beside {model_path} and no checkpoint "
             "to export one from")
-    from mos_ros.export import export_model
-
     out = workdir / (checkpoint.stem + fmt.suffixes[0])
     _LOG.info("exporting %s to %s for the %s backend", checkpoint, out, backend)
     return export_model(checkpoint, fmt.export_format, out)
@@ -127,8 +127,6 @@ def model_file_for(backend: str, model_path: Path, workdir: Path) -> Path:
 
 def open_bench_backend(backend: str, model_file: Path, threads: int):
     """Open ``backend`` on CPU with ``threads`` threads (CPU keeps the baseline comparable)."""
-    from mos_ros.backends import open_backend
-
     return open_backend(backend, model_file, threads=threads, **CPU_OPTIONS.get(backend, {}))
 
 

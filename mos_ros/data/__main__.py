@@ -8,6 +8,9 @@
     python -m mos_ros.data model [CONFIG]          fetch, bank, scenes, train, export (resumes)
 
 Each subcommand is a :class:`~mos_ros.command.Command` (help, configure, run) in :data:`COMMANDS`.
+
+The engine and the realism check need scipy and the teachers (extras); they are imported inside
+the subcommands that run them.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import sys
 from pathlib import Path
 
 from mos_ros.command import Command, build_parser as build_command_parser, run_command
+from mos_ros.data.sources import CATALOGUE, fetch, licence_table, write_licences
 
 
 def _configure_fetch(parser: argparse.ArgumentParser) -> None:
@@ -25,8 +29,6 @@ def _configure_fetch(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_fetch(args: argparse.Namespace) -> int:
-    from mos_ros.data.sources import CATALOGUE, fetch
-
     root = fetch(args.root)
     print(f"{len(CATALOGUE)} photo(s) in {root / 'photos'}")
     return 0
@@ -38,8 +40,6 @@ def _configure_sources(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_sources(args: argparse.Namespace) -> int:
-    from mos_ros.data.sources import licence_table, write_licences
-
     if args.out:
         print(write_licences(args.out))
     else:
@@ -60,7 +60,6 @@ def _engine_config(args: argparse.Namespace):
 
 def _run_bank(args: argparse.Namespace) -> int:
     from mos_ros.data.engine import make_bank
-    from mos_ros.data.sources import fetch
 
     config = _engine_config(args)
     fetch(config.sources_root)

@@ -13,7 +13,7 @@ mesh (forehead to chin, cheek to cheek; see :mod:`mos_ros.scenes.composer`), so
 fit; where the fit fails it converts the teachers' boxes
 by the measured :data:`BOX_TO_MESH` conventions.
 
-A teacher's runtime (yuface, onnxruntime, mediapipe) is imported only when it is opened.
+A teacher's runtime (yuface, onnx, mediapipe) is imported only when it is opened.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
+import onnxruntime
 
 from mos_ros.core.image_io import check_bgr_image
 from mos_ros.core.labels import LabelledFace
@@ -171,7 +172,6 @@ class CenterFaceTeacher:
 
     def __init__(self, score_threshold: float = 0.5, nms_iou: float = 0.3,
                  max_side: int = 1280, threads: int = 2, model_path: str | None = None) -> None:
-        import onnxruntime
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = int(threads)
         options.inter_op_num_threads = 1

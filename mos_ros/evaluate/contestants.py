@@ -1,8 +1,8 @@
 """The contestants of the real-photo evaluations: our model and the teacher detectors.
 
 Each is a ``detect(image) -> list[LabelledFace]`` in the project's conventions (boxes as the
-face-mesh extent, landmarks in the RetinaFace order); the data engine's teachers are an
-optional dependency, imported only when a teacher is opened.
+face-mesh extent, landmarks in the RetinaFace order); a teacher's runtime (the data engine's
+optional dependencies) is imported only when the teacher is opened.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 from mos_ros.core.errors import MosError
 from mos_ros.core.labels import LabelledFace
 from mos_ros.core.postprocess import DecodeSettings
+from mos_ros.data.teachers import open_teacher, to_mesh_box
 from mos_ros.detector import FaceDetector
 from mos_ros.resources import default_model_path
 
@@ -50,8 +51,6 @@ def _open_mos(model_path: Path | str | None) -> DetectFn:
 
 def _open_teacher(name: str, model_path: Path | str | None = None) -> DetectFn:
     """A teacher with its boxes converted to the mesh-extent convention; no pose."""
-    from mos_ros.data.teachers import open_teacher, to_mesh_box
-
     try:
         teacher = open_teacher(name)
     except ImportError as exc:

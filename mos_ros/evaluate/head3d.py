@@ -250,7 +250,7 @@ def table(figures: dict) -> list[str]:
 
 def plot_depth_errors(figures: dict, path: Path) -> Path:
     """Median depth error against distance, one line per method."""
-    import matplotlib
+    import matplotlib  # optional (extra [train]): only when a plot is drawn
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -273,7 +273,7 @@ def plot_depth_errors(figures: dict, path: Path) -> Path:
 
 def heldout_sources_and_backgrounds(root: Path | None = None):
     """Turnable faces of the held-out photos (data engine's bank) and face-free photos."""
-    from mos_ros.data.bank import build_bank
+    from mos_ros.data.bank import build_bank  # the data engine: only to build the set
 
     bank = build_bank(photos("heldout", root), [])
     backgrounds = [read_image(path) for path in photos("background", root)]

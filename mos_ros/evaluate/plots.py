@@ -1,7 +1,8 @@
 """PNG plots of the evaluation figures, drawn with matplotlib's Agg canvas (no display needed).
 
 Figures are built on :class:`matplotlib.figure.Figure` with an explicit Agg canvas, so no
-global pyplot state or interactive backend is touched. matplotlib is imported on first use.
+global pyplot state or interactive backend is touched. matplotlib (optional, extra [train]) is
+imported on first use.
 """
 from __future__ import annotations
 

@@ -44,6 +44,7 @@ from mos_ros.core.image_io import read_image
 from mos_ros.core.labels import LabelledFace
 from mos_ros.core.nms import iou_matrix
 from mos_ros.data.sources import data_root, lfw_crops, photos
+from mos_ros.data.teachers import consensus, open_teacher
 from mos_ros.evaluate.contestants import (
     CONTESTANTS, MOS_MAX_INPUT_SIZE, TRUTH_TEACHERS, open_contestant)
 from mos_ros.evaluate.metrics import MATCH_IOU, greedy_matches, nme
@@ -232,8 +233,7 @@ def _cached_truth(path: Path, photo_names: Sequence[str], crop_count: int) -> di
 def _label_truth(paths: Sequence[Path], face_crops: np.ndarray) -> dict:
     """Teacher consensus of each full-resolution photo and FaceMesh labels of each LFW face
     crop (None where it cannot be fitted), as JSON-able records."""
-    from mos_ros.data.bank import tiny_faces
-    from mos_ros.data.teachers import consensus, open_teacher
+    from mos_ros.data.bank import tiny_faces  # the data engine (scipy): only on a cache miss
 
     teachers = [open_teacher(name) for name in TRUTH_TEACHERS]
     labelled = {}

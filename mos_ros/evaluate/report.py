@@ -14,12 +14,20 @@ from functools import partial
 from pathlib import Path
 
 from mos_ros.core.errors import MosError
+from mos_ros.core.postprocess import DecodeSettings
+from mos_ros.detector import FaceDetector
 from mos_ros.evaluate.command import EvalCommand, Report
 from mos_ros.evaluate import head3d, tables
+from mos_ros.evaluate.consistency import ROTATIONS, evaluate_consistency
 from mos_ros.evaluate.landmarks import CED_THRESHOLD, evaluate_landmarks
+from mos_ros.evaluate.plots import plot_ced, plot_pose_errors, plot_pr_curves
 from mos_ros.evaluate.pose import ANGLES, POSE_LIMIT_DEG, evaluate_pose
+from mos_ros.evaluate.real_photos import evaluate_real_photos, write_drawings
+from mos_ros.evaluate.runner import run_widerface
+from mos_ros.evaluate.tta import TTASettings, detect_tta
 from mos_ros.evaluate.widerface import IOU_THRESHOLD, THRESHOLD_COUNT, evaluate_widerface
 from mos_ros.evaluate.widerface_io import load_ground_truth, read_predictions
+from mos_ros.resources import default_model_path
 
 log = logging.getLogger(__name__)
 #: Score threshold for writing WIDER predictions: low, so the PR curve reaches high recall.
@@ -51,11 +59,6 @@ def _configure_widerface(parser: argparse.ArgumentParser) -> None:
 
 def _detect_function(args: argparse.Namespace):
     """``detect(image)`` of the requested model, plain or with test-time augmentation."""
-    from mos_ros.core.postprocess import DecodeSettings
-    from mos_ros.detector import FaceDetector
-    from mos_ros.evaluate.tta import TTASettings, detect_tta
-    from mos_ros.resources import default_model_path
-
     options = {"device": args.device} if args.device else {}
     model = args.model or default_model_path(args.device or "", args.backend or "")
     detector = FaceDetector.open(model, args.backend, options,
@@ -69,9 +72,6 @@ def _detect_function(args: argparse.Namespace):
 
 
 def _run_widerface(args: argparse.Namespace) -> Report:
-    from mos_ros.evaluate.plots import plot_pr_curves
-    from mos_ros.evaluate.runner import run_widerface
-
     if args.images is not None:
         summary = run_widerface(_detect_function(args), args.images, args.pred,
                                 progress=args.progress)
@@ -109,8 +109,6 @@ def _configure_aflw2000(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_aflw2000(args: argparse.Namespace) -> Report:
-    from mos_ros.evaluate.plots import plot_pose_errors
-
     predicted, truth = tables.load_records(args.pred), tables.load_records(args.gt)
     names, missing, extra = tables.pair_names(predicted, truth)
     result = evaluate_pose(tables.angle_array(predicted, names, str(args.pred)),
@@ -144,8 +142,6 @@ def _configure_landmarks(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_landmarks(args: argparse.Namespace) -> Report:
-    from mos_ros.evaluate.plots import plot_ced
-
     predicted, truth = tables.load_records(args.pred), tables.load_records(args.gt)
     names, missing, extra = tables.pair_names(predicted, truth)
     result = evaluate_landmarks(tables.landmark_array(predicted, names, str(args.pred)),
@@ -185,8 +181,6 @@ def _configure_real(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_real(args: argparse.Namespace) -> Report:
-    from mos_ros.evaluate.real_photos import evaluate_real_photos, write_drawings
-
     result = evaluate_real_photos(args.model, args.root)
     figures = result.as_dict()
     if args.json is not None:
@@ -208,8 +202,6 @@ def _configure_consistency(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_consistency(args: argparse.Namespace) -> Report:
-    from mos_ros.evaluate.consistency import ROTATIONS, evaluate_consistency
-
     result = evaluate_consistency(args.model, args.root,
                                   rotations=tuple(args.rotations or ROTATIONS))
     return Report(result.markdown(), result.as_dict(), [])

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from mos_ros.core.errors import ImageError
 from mos_ros.core.image_io import IMAGE_SUFFIXES, read_image
@@ -52,8 +53,6 @@ def run_widerface(detect: DetectFn, images_dir: str | Path, out_dir: str | Path,
     An unreadable image is logged and skipped (no file is written, so the evaluation counts
     it as missing) rather than ending a long run.
     """
-    from tqdm import tqdm
-
     pairs = wider_images(images_dir)
     faces, errors = 0, {}
     for event, path in tqdm(pairs, disable=not progress, desc="detecting", unit="img"):

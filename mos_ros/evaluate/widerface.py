@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm import tqdm
 
 from mos_ros.core.nms import iou_matrix
 from mos_ros.evaluate.metrics import average_precision
@@ -156,8 +157,6 @@ def match_image(pred: np.ndarray, faces: np.ndarray,
 def _match_all(gt: WiderGroundTruth, boxes: list[np.ndarray], iou_threshold: float,
                progress: bool) -> _Matches:
     """Match every image and flatten the outcome; images without faces or boxes drop out."""
-    from tqdm import tqdm
-
     parts: list[tuple[np.ndarray, ...]] = []
     offset = 0
     for image, pred in tqdm(zip(gt.images, boxes), total=len(boxes), disable=not progress,

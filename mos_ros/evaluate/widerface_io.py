@@ -85,7 +85,7 @@ def load_ground_truth(gt_dir: str | Path,
 
 def _load_mat(path: Path, variables: Sequence[str]) -> dict:
     """Variables of a MATLAB file, with a clear error when the file or a variable is missing."""
-    from scipy.io import loadmat
+    from scipy.io import loadmat  # optional (extra [train]): only the .mat ground truth needs it
 
     if not path.is_file():
         raise EvaluationDataError(f"{path}: no such ground-truth file")

@@ -47,7 +47,7 @@ def _bridge():
     """cv_bridge's CvBridge where installed, else None (looked up once)."""
     if not hasattr(_bridge, "instance"):
         try:
-            from cv_bridge import CvBridge
+            from cv_bridge import CvBridge  # optional, ROS only: looked up on first use
             _bridge.instance = CvBridge()
         except ImportError:
             _bridge.instance = None

@@ -3,6 +3,9 @@
     python -m mos_ros.train train CONFIG [--resume latest]      (also: mos train CONFIG)
     python -m mos_ros.train render OUT --count N [--seed S]
     python -m mos_ros.train scorecard MODEL [--scenes N]         (the model card's figures)
+
+Training and the scorecard need torch, rendering the scene renderer: each is imported inside the
+command that runs it, so that no command loads what it does not run.
 """
 from __future__ import annotations
 
@@ -10,6 +13,9 @@ import argparse
 import json
 import logging
 import sys
+
+from mos_ros.core.postprocess import DecodeSettings
+from mos_ros.detector import FaceDetector
 
 
 def _train(args: argparse.Namespace) -> str:
@@ -26,8 +32,6 @@ def _render(args: argparse.Namespace) -> str:
 
 
 def _scorecard(args: argparse.Namespace) -> str:
-    from mos_ros.core.postprocess import DecodeSettings
-    from mos_ros.detector import FaceDetector
     from mos_ros.train.scorecard import held_out_scenes, score
 
     detector = FaceDetector.open(args.model, settings=DecodeSettings(score_threshold=0.02))

@@ -10,18 +10,24 @@ then for each stage (a later one fine-tunes the model of the one before):
 4. train  on them (resuming from the newest state file; CUDA when present);
 and last:
 5. export the final model: checkpoint, ONNX and ncnn, each also as int8, side by side.
+
+Training needs torch, so the training modules are imported inside :func:`train_stage`: the
+other steps, and reading an engine config, run without it.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mos_ros.core.label_file import LABEL_FILE
 from mos_ros.core.settings import build_dataclass, load_yaml_mapping
 from mos_ros.core.validation import Rule, Validated
+from mos_ros.data.bank import build_bank
 from mos_ros.data.sources import fetch, lfw_crops, photos
+from mos_ros.export import CALIBRATED_FORMATS, export_model as export_checkpoint
 from mos_ros.scenes.bank import BANK_FILE, save_bank
 from mos_ros.scenes.composer import BankScenes
 from mos_ros.scenes.config import SceneConfig
@@ -92,8 +98,6 @@ def make_bank(config: EngineConfig) -> Path:
     if config.bank_path.is_file():
         LOG.info("face bank exists: %s", config.bank_path)
         return config.bank_path
-    from mos_ros.data.bank import build_bank
-
     small_faces, _ = lfw_crops("train", config.sources_root)
     bank = build_bank(photos("train", config.sources_root),
                       photos("background", config.sources_root), small_crops=small_faces)
@@ -109,7 +113,6 @@ def make_scenes(config: EngineConfig, stage: Stage) -> Path:
     if label_file.is_file():
         LOG.info("training scenes exist: %s", label_file)
         return label_file
-
     return write_scene_set(label_file.parent, stage.scenes, stage.seed,
                            BankScenes(stage.scene, str(config.bank_path)), workers=config.workers)
 
@@ -137,15 +140,11 @@ def train_stage(config: EngineConfig, stage: Stage, start: Path | None = None) -
 def export_model(config: EngineConfig, checkpoint: Path) -> list[Path]:
     """Step 5: ``<root>/<model_name>.pt`` and its exports beside it; int8 models are
     calibrated on the last stage's scenes."""
-    import shutil
-
-    from mos_ros.export import CALIBRATED_FORMATS, export_model as export
-
     model = Path(config.root) / f"{config.model_name}.pt"
     shutil.copyfile(checkpoint, model)
     scenes = config.label_file(config.stages[-1]).parent
-    return [model] + [export(model, fmt, **({"calibration": scenes}
-                                            if fmt in CALIBRATED_FORMATS else {}))
+    return [model] + [export_checkpoint(model, fmt, **({"calibration": scenes}
+                                                       if fmt in CALIBRATED_FORMATS else {}))
                       for fmt in config.export]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mos_ros.core.nms import iou_matrix
+from mos_ros.data.engine import EngineConfig
 from mos_ros.data.teachers import Teacher, open_teacher, to_mesh_box
 from mos_ros.scenes.bank import FaceBank, load_bank
 from mos_ros.scenes.composer import compose
@@ -98,8 +99,6 @@ def realism_table(results: list[Realism]) -> str:
 
 def realism_of_engine(config_path: str | Path, scenes: int = 40) -> str:
     """The table for the bank and the first stage's scene settings of a data engine config."""
-    from mos_ros.data.engine import EngineConfig
-
     config = EngineConfig.from_yaml(config_path)
     return realism_table(measure_realism(load_bank(config.bank_path), config.stages[0].scene,
                                          scenes))

@@ -35,3 +35,11 @@ def obama_sources():
     (face,) = open_teacher("yuface").detect(image)
     fit = fit_face_mesh(image, face.box)
     return face_sources(image, fit.points, "obama")
+
+
+@pytest.fixture(scope="session")
+def model():
+    """The model the ROS tests run: the shipped default (ONNX, onnxruntime), as on a robot
+    that installed the package without the training stack."""
+    from mos_ros.resources import default_model_path
+    return default_model_path()

@@ -2,8 +2,9 @@
 bad input. Each test runs its own detector in its own namespace, spun by one background
 MultiThreadedExecutor; a probe node publishes camera frames and listens to the outputs.
 
-The model has random weights: with score_threshold 0 it reports keep_top_k noise faces per
-image, which is all the plumbing needs.
+The model is the shipped default (the ``model`` fixture of conftest.py); on these noise frames,
+with score_threshold 0, it reports keep_top_k low-score faces per image, which is all the
+plumbing needs.
 """
 import array
 import os
@@ -28,16 +29,10 @@ from mos_ros.ros import convert
 from mos_ros.ros.detector_node import DetectorNode
 from mos_ros.ros.testing import RIG_TIMEOUT_S as TIMEOUT_S
 from mos_ros.ros.testing import ProbeRig, wait
-from mos_ros.testing import random_model
 
 INPUT_SIZE = 160
 FRAME = np.random.default_rng(3).integers(0, 256, (120, 160, 3), dtype=np.uint8)
 SLOW = os.environ.get("MOS_SLOW_TESTS") == "1"
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return random_model(tmp_path_factory.getbasetemp() / "mos_model")
 
 
 class Rig(ProbeRig):

@@ -26,7 +26,6 @@ from mos_ros.ros.detector_node import DetectorNode
 from mos_ros.ros.faces3d import (DIAGNOSTICS_KEY, NO_CAMERA_INFO, PUBLISHING, HeadPlacer,
                                  copy_positions, face_transforms, pose_array, set_positions)
 from mos_ros.ros.testing import ProbeRig, wait
-from mos_ros.testing import random_model
 
 K = [600.0, 0.0, 319.5, 0.0, 600.0, 239.5, 0.0, 0.0, 1.0]
 
@@ -136,11 +135,6 @@ def rig():
     rig = ProbeRig("probe3d")
     yield rig
     rig.close()
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return random_model(tmp_path_factory.getbasetemp() / "mos_model")
 
 
 def stamped(sec: int, frame_id: str = "camera_optical") -> Header:

@@ -16,7 +16,6 @@ from mos_ros.ros import convert
 from mos_ros.ros.detector_node import DetectorNode
 from mos_ros.ros.health import HealthLimits, Level, NodeState, assess
 from mos_ros.ros.testing import ProbeRig, wait
-from mos_ros.testing import random_model
 
 FRAME = np.random.default_rng(4).integers(0, 256, (120, 160, 3), dtype=np.uint8)
 LIMITS = HealthLimits(stale_input_s=2.0, max_drop_share=0.5, latency_budget_ms=100.0)
@@ -48,11 +47,6 @@ def test_health_levels(state, level, words):
 def test_a_zero_limit_turns_its_check_off():
     state = NodeState(configured=True, active=True, drop_share=1.0, median_latency_ms=1e6)
     assert assess(state, HealthLimits(0.0, 0.0, 0.0)) == (Level.OK, "ok")
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return random_model(tmp_path_factory.getbasetemp() / "mos_model")
 
 
 class Rig(ProbeRig):

@@ -5,14 +5,8 @@ import pytest
 
 from mos_ros.bench import ros_latency
 from mos_ros.bench.timing import Stat
-from mos_ros.testing import random_model
 
 SLOW = os.environ.get("MOS_SLOW_TESTS") == "1"
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return random_model(tmp_path_factory.getbasetemp() / "mos_model")
 
 
 def test_table_reports_medians_and_the_ratio_to_the_bare_detector():

@@ -1,6 +1,7 @@
 """Helpers for tests and benchmarks of the ROS layer (no mocks: real models, real DDS).
 
-Random-weights models for them come from :func:`mos_ros.testing.random_model`.
+The ROS tests run the shipped default model (as a robot does); benchmarks that need no trained
+weights use :func:`mos_ros.testing.random_model`.
 
 * :func:`spin_until`: spin an executor until a condition holds, e.g. a publisher matched its
   subscriptions (discovery takes seconds between processes; never sleep a fixed time for it).
@@ -17,7 +18,9 @@ from typing import Callable
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.exceptions import InvalidHandle
+from rclpy.executors import (
+    ExternalShutdownException, MultiThreadedExecutor, ShutdownException)
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 
@@ -67,9 +70,23 @@ class ProbeRig:
         self.executor = MultiThreadedExecutor(context=self.context)
         self.probe = rclpy.create_node(probe_name, context=self.context)
         self.executor.add_node(self.probe)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._running = True
+        self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
         self.count = 0
+
+    def _spin(self) -> None:
+        """Spin until :meth:`close`. A node that re-creates a subscription (a camera topic
+        changing reliability) may destroy it while another executor thread builds its wait
+        set; rclpy then raises InvalidHandle for that one wait (ros2/rclpy#1206), and the next
+        one goes on. The nodes' own processes spin one thread and never meet it."""
+        while self._running and self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=SPIN_STEP_S)
+            except InvalidHandle:
+                continue
+            except (ExternalShutdownException, ShutdownException):
+                return
 
     def add(self, node_class, namespace: str | None = None, **params):
         """Start ``node_class`` with ``params`` under ``namespace`` (default: a fresh
@@ -93,6 +110,7 @@ class ProbeRig:
         return pub
 
     def close(self) -> None:
+        self._running = False
         self.executor.shutdown()
         for node in self.executor.get_nodes():
             node.destroy_node()

@@ -4,7 +4,10 @@ ROS 2 tests use real rclpy over DDS. Set before anything imports rclpy, these ke
 run on the loopback interface and on a DDS domain of its own, so parallel runs (other
 checkouts, CI jobs on one host) and live robots on the network never hear each other.
 """
+import configparser
 import os
+import re
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +46,23 @@ def model():
     that installed the package without the training stack."""
     from mos_ros.resources import default_model_path
     return default_model_path()
+
+
+#: Backend -> the Python package it runs on (an extra of mos_ros; missing on a robot that
+#: installed the package without it).
+BACKEND_RUNTIMES = {"onnxruntime": "onnxruntime", "torch": "torch", "ncnn": "ncnn"}
+
+
+def skip_without_runtime(backend: str) -> None:
+    """Skip the calling test where ``backend``'s runtime is not installed."""
+    pytest.importorskip(BACKEND_RUNTIMES[backend],
+                        reason=f"the {backend} backend is not installed (mos_ros[{backend}])")
+
+
+def optional_packages() -> set[str]:
+    """What the extras of setup.cfg install (their import names are their names): what a
+    robot with the light install lacks."""
+    config = configparser.ConfigParser()
+    config.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    extras = config["options.extras_require"].values()
+    return {name for value in extras for name in re.split(r"[;\s]+", value) if name}

@@ -15,18 +15,23 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-import torch
 
-from mos_ros.backends import available_backends, open_backend
-from mos_ros.backends.base import ONNX_META_KEY
-from mos_ros.core.anchors import generate_anchors
-from mos_ros.core.codec import decode_boxes, decode_landmarks
-from mos_ros.core.config import OUTPUT_NAMES, PoseBins
-from mos_ros.core.errors import ImageError, ModelFileError
-from mos_ros.core.pose import bins_to_degrees, softmax
-from test_export import DESCRIPTION, exported_models
+pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("ncnn")
+
+import onnx  # noqa: E402
+import torch  # noqa: E402
+
+from mos_ros.backends import available_backends, open_backend  # noqa: E402
+from mos_ros.backends.base import ONNX_META_KEY  # noqa: E402
+from mos_ros.core.anchors import generate_anchors  # noqa: E402
+from mos_ros.core.codec import decode_boxes, decode_landmarks  # noqa: E402
+from mos_ros.core.config import OUTPUT_NAMES, PoseBins  # noqa: E402
+from mos_ros.core.errors import ImageError, ModelFileError  # noqa: E402
+from mos_ros.core.pose import bins_to_degrees, softmax  # noqa: E402
+from test_export import DESCRIPTION, exported_models  # noqa: E402
 
 torch.set_num_threads(1)
 

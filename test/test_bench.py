@@ -10,22 +10,25 @@ import math
 
 import numpy as np
 import pytest
-import torch
+
+pytest.importorskip("torch")
+
+import torch  # noqa: E402
 
 from mos_ros.bench.baseline import (
     BaselineDetector, HopenetStyle, PoseEstimator, fixed_face_boxes, pose_crop,
-    IMAGENET_MEAN_RGB, POSE_INPUT_SIZE)
-from mos_ros.bench.machine import cpu_model_name
-from mos_ros.bench.command import main
-from mos_ros.bench.report import BenchReport, format_report
-from mos_ros.bench.run import model_file_for, run_benchmark, synthetic_frame
-from mos_ros.bench.timing import Stat
-from mos_ros.core.anchors import num_anchors
-from mos_ros.core.config import ModelMeta
-from mos_ros.core.postprocess import decode_faces
-from mos_ros.core.preprocess import prepare
-from mos_ros.model import build_model, save_checkpoint
-from mos_ros.bench.resnet import resnet50
+    IMAGENET_MEAN_RGB, POSE_INPUT_SIZE)  # noqa: E402
+from mos_ros.bench.machine import cpu_model_name  # noqa: E402
+from mos_ros.bench.command import main  # noqa: E402
+from mos_ros.bench.report import BenchReport, format_report  # noqa: E402
+from mos_ros.bench.run import model_file_for, run_benchmark, synthetic_frame  # noqa: E402
+from mos_ros.bench.timing import Stat  # noqa: E402
+from mos_ros.core.anchors import num_anchors  # noqa: E402
+from mos_ros.core.config import ModelMeta  # noqa: E402
+from mos_ros.core.postprocess import decode_faces  # noqa: E402
+from mos_ros.core.preprocess import prepare  # noqa: E402
+from mos_ros.model import build_model, save_checkpoint  # noqa: E402
+from mos_ros.bench.resnet import resnet50  # noqa: E402
 
 TINY_HW = (96, 128)
 #: torchvision's resnet50(): parameters and state_dict entries (with BN buffers).

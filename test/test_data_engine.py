@@ -10,20 +10,23 @@ import dataclasses
 import numpy as np
 import pytest
 
-from mos_ros.core.image_io import read_image
-from mos_ros.core.label_file import read_label_file
-from mos_ros.core.nms import iou_matrix
-from mos_ros.core.pose import euler_to_matrix, matrix_to_euler
-from mos_ros.data.bank import build_bank, tiny_faces
-from mos_ros.data.engine import EngineConfig, Stage, make_scenes
-from mos_ros.data.sources import lfw_crops, photo_path, CATALOGUE
-from mos_ros.data.mesh_fit import fit_face_mesh
-from mos_ros.data.teachers import open_teacher
-from mos_ros.scenes import composer, reface
-from mos_ros.scenes.bank import save_bank
-from mos_ros.scenes.config import SceneConfig
-from mos_ros.scenes.sampling import seeded_rng
-from mos_ros.scenes.writer import write_scene_set
+pytest.importorskip("scipy")
+
+
+from mos_ros.core.image_io import read_image  # noqa: E402
+from mos_ros.core.label_file import read_label_file  # noqa: E402
+from mos_ros.core.nms import iou_matrix  # noqa: E402
+from mos_ros.core.pose import euler_to_matrix, matrix_to_euler  # noqa: E402
+from mos_ros.data.bank import build_bank, tiny_faces  # noqa: E402
+from mos_ros.data.engine import EngineConfig, Stage, make_scenes  # noqa: E402
+from mos_ros.data.sources import lfw_crops, photo_path, CATALOGUE  # noqa: E402
+from mos_ros.data.mesh_fit import fit_face_mesh  # noqa: E402
+from mos_ros.data.teachers import open_teacher  # noqa: E402
+from mos_ros.scenes import composer, reface  # noqa: E402
+from mos_ros.scenes.bank import save_bank  # noqa: E402
+from mos_ros.scenes.config import SceneConfig  # noqa: E402
+from mos_ros.scenes.sampling import seeded_rng  # noqa: E402
+from mos_ros.scenes.writer import write_scene_set  # noqa: E402
 
 
 def _photo(name: str):

@@ -7,11 +7,14 @@ import cv2
 import numpy as np
 import pytest
 
-from mos_ros.core.labels import LabelledFace
-from mos_ros.core.pose import in_plane_matrix, rotate_in_plane
-from mos_ros.evaluate import consistency as C
-from mos_ros.evaluate.real_photos import HeldOutImage
-from mos_ros.evaluate.report import build_parser
+pytest.importorskip("scipy")
+
+
+from mos_ros.core.labels import LabelledFace  # noqa: E402
+from mos_ros.core.pose import in_plane_matrix, rotate_in_plane  # noqa: E402
+from mos_ros.evaluate import consistency as C  # noqa: E402
+from mos_ros.evaluate.real_photos import HeldOutImage  # noqa: E402
+from mos_ros.evaluate.report import build_parser  # noqa: E402
 
 POINTS = np.array([[40, 40], [60, 40], [50, 50], [42, 60], [58, 60.0]])
 BOX = np.array([30, 25, 70, 75.0])

@@ -15,20 +15,23 @@ import cv2
 import numpy as np
 import pytest
 
-from mos_ros.core.anchors import generate_anchors
-from mos_ros.core.codec import encode_boxes, encode_landmarks
-from mos_ros.core.config import ModelMeta
-from mos_ros.core.nms import iou_matrix
-from mos_ros.core.postprocess import DecodeSettings, decode_candidates
-from mos_ros.core.preprocess import prepare
-from mos_ros.core.types import RawOutputs
-from mos_ros.detector import FaceDetector
-from mos_ros.evaluate.runner import run_widerface
+pytest.importorskip("scipy")
+
+
+from mos_ros.core.anchors import generate_anchors  # noqa: E402
+from mos_ros.core.codec import encode_boxes, encode_landmarks  # noqa: E402
+from mos_ros.core.config import ModelMeta  # noqa: E402
+from mos_ros.core.nms import iou_matrix  # noqa: E402
+from mos_ros.core.postprocess import DecodeSettings, decode_candidates  # noqa: E402
+from mos_ros.core.preprocess import prepare  # noqa: E402
+from mos_ros.core.types import RawOutputs  # noqa: E402
+from mos_ros.detector import FaceDetector  # noqa: E402
+from mos_ros.evaluate.runner import run_widerface  # noqa: E402
 from mos_ros.evaluate.tta import (
-    TTASettings, detect_tta, mirror_candidates, pass_long_sides)
-from mos_ros.evaluate.widerface import evaluate_widerface
-from mos_ros.evaluate.widerface_io import load_ground_truth, read_predictions
-from test_eval_widerface import write_official_ground_truth
+    TTASettings, detect_tta, mirror_candidates, pass_long_sides)  # noqa: E402
+from mos_ros.evaluate.widerface import evaluate_widerface  # noqa: E402
+from mos_ros.evaluate.widerface_io import load_ground_truth, read_predictions  # noqa: E402
+from test_eval_widerface import write_official_ground_truth  # noqa: E402
 
 META = ModelMeta()
 GREY, BLUE, GREEN, RED = (200, 200, 200), (255, 0, 0), (0, 255, 0), (0, 0, 255)

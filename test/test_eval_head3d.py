@@ -3,16 +3,19 @@ are placed in 3-D better than the baselines."""
 import numpy as np
 import pytest
 
-from mos_ros.core.head3d import fit_translation
-from mos_ros.core.image_io import read_image
-from mos_ros.scenes.reface import face_sources
-from mos_ros.data.sources import photos
-from mos_ros.data.mesh_fit import fit_face_mesh
-from mos_ros.data.teachers import open_teacher
-from mos_ros.detector import FaceDetector
+pytest.importorskip("scipy")
+
+
+from mos_ros.core.head3d import fit_translation  # noqa: E402
+from mos_ros.core.image_io import read_image  # noqa: E402
+from mos_ros.scenes.reface import face_sources  # noqa: E402
+from mos_ros.data.sources import photos  # noqa: E402
+from mos_ros.data.mesh_fit import fit_face_mesh  # noqa: E402
+from mos_ros.data.teachers import open_teacher  # noqa: E402
+from mos_ros.detector import FaceDetector  # noqa: E402
 from mos_ros.evaluate.head3d import (CONSTANT, FLOOR, Head3DSetConfig, evaluate_head3d,
-                                     rendered_set, table)
-from mos_ros.resources import default_model_path
+                                     rendered_set, table)  # noqa: E402
+from mos_ros.resources import default_model_path  # noqa: E402
 
 OURS = "landmarks + MOS pose"
 

@@ -6,9 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from mos_ros.evaluate.landmarks import evaluate_landmarks
-from mos_ros.evaluate.report import main
-from mos_ros.evaluate.widerface_io import EvaluationDataError
+pytest.importorskip("scipy")
+
+
+from mos_ros.evaluate.landmarks import evaluate_landmarks  # noqa: E402
+from mos_ros.evaluate.report import main  # noqa: E402
+from mos_ros.evaluate.widerface_io import EvaluationDataError  # noqa: E402
 
 # A 100 x 64 box: sqrt(w * h) = 80 pixels.
 BOX = np.array([[20.0, 30.0, 120.0, 94.0]])

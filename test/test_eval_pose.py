@@ -6,10 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from mos_ros.evaluate.pose import evaluate_pose
-from mos_ros.evaluate.report import main
-from mos_ros.evaluate.tables import angle_array, load_records, pair_names
-from mos_ros.evaluate.widerface_io import EvaluationDataError
+pytest.importorskip("scipy")
+
+
+from mos_ros.evaluate.pose import evaluate_pose  # noqa: E402
+from mos_ros.evaluate.report import main  # noqa: E402
+from mos_ros.evaluate.tables import angle_array, load_records, pair_names  # noqa: E402
+from mos_ros.evaluate.widerface_io import EvaluationDataError  # noqa: E402
 
 TRUTH = np.array([[10.0, -20.0, 5.0], [-45.0, 30.0, 0.0], [99.0, 0.0, -99.0]])
 OFFSET = np.array([2.0, -4.0, 6.0])

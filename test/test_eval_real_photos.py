@@ -8,9 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mos_ros.core.labels import LabelledFace
-from mos_ros.evaluate import contestants as C, real_photos as R
-from mos_ros.evaluate.report import build_parser
+pytest.importorskip("scipy")
+
+
+from mos_ros.core.labels import LabelledFace  # noqa: E402
+from mos_ros.evaluate import contestants as C, real_photos as R  # noqa: E402
+from mos_ros.evaluate.report import build_parser  # noqa: E402
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "mos-s-synthetic.onnx"
 #: The held-out photos in catalogue order.

@@ -5,15 +5,18 @@ import json
 
 import numpy as np
 import pytest
-from scipy.io import loadmat, savemat
 
-from mos_ros.core.types import Face, HeadPose
-from mos_ros.evaluate.metrics import average_precision
-from mos_ros.evaluate.report import main
-from mos_ros.evaluate.widerface import evaluate_widerface, inclusive_corners
+pytest.importorskip("scipy")
+
+from scipy.io import loadmat, savemat  # noqa: E402
+
+from mos_ros.core.types import Face, HeadPose  # noqa: E402
+from mos_ros.evaluate.metrics import average_precision  # noqa: E402
+from mos_ros.evaluate.report import main  # noqa: E402
+from mos_ros.evaluate.widerface import evaluate_widerface, inclusive_corners  # noqa: E402
 from mos_ros.evaluate.widerface_io import (
     SETTINGS, EvaluationDataError, GroundTruthImage, WiderGroundTruth, load_ground_truth,
-    read_prediction_file, read_predictions, write_predictions)
+    read_prediction_file, read_predictions, write_predictions)  # noqa: E402
 
 
 # --- fixtures: the official .mat layout, written the way MATLAB stores cell arrays ----------

@@ -12,18 +12,23 @@ import os
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
-import torch
 
-from mos_ros.backends.base import ONNX_META_KEY
-from mos_ros.backends.ncnn_backend import NcnnBackend
-from mos_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
-from mos_ros.core.config import INPUT_NAME, ModelMeta, OUTPUT_NAMES
-from mos_ros.core.errors import ModelFileError
-from mos_ros.export import EXPORTERS, ExportError, export_model, export_ncnn
-from mos_ros.export import _unconverted_layers
-from mos_ros.model import build_model, save_checkpoint
+pytest.importorskip("torch")
+pytest.importorskip("onnx")
+pytest.importorskip("ncnn")
+
+import onnx  # noqa: E402
+import torch  # noqa: E402
+
+from mos_ros.backends.base import ONNX_META_KEY  # noqa: E402
+from mos_ros.backends.ncnn_backend import NcnnBackend  # noqa: E402
+from mos_ros.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
+from mos_ros.core.config import INPUT_NAME, ModelMeta, OUTPUT_NAMES  # noqa: E402
+from mos_ros.core.errors import ModelFileError  # noqa: E402
+from mos_ros.export import EXPORTERS, ExportError, export_model, export_ncnn  # noqa: E402
+from mos_ros.export import _unconverted_layers  # noqa: E402
+from mos_ros.model import build_model, save_checkpoint  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -7,18 +7,21 @@ import math
 import os
 
 import pytest
-import torch
-import torch.nn.functional as F
 
-from mos_ros.core.anchors import generate_anchors
-from mos_ros.core.config import OUTPUT_NAMES, ModelMeta, PriorConfig
-from mos_ros.core.errors import ModelFileError
+pytest.importorskip("torch")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from mos_ros.core.anchors import generate_anchors  # noqa: E402
+from mos_ros.core.config import OUTPUT_NAMES, ModelMeta, PriorConfig  # noqa: E402
+from mos_ros.core.errors import ModelFileError  # noqa: E402
 from mos_ros.model import (
     MOS, VARIANTS, build_model, load_checkpoint, load_official_weights, save_checkpoint)
-from mos_ros.model.backbones import build_backbone, load_imagenet_weights
-from mos_ros.model.checkpoint import read_checkpoint_extra
-from mos_ros.model.deform import ModulatedDeformConv2d, modulated_deform_conv2d
-from mos_ros.model.heads import CrossStitchUnit
+from mos_ros.model.backbones import build_backbone, load_imagenet_weights  # noqa: E402
+from mos_ros.model.checkpoint import read_checkpoint_extra  # noqa: E402
+from mos_ros.model.deform import ModulatedDeformConv2d, modulated_deform_conv2d  # noqa: E402
+from mos_ros.model.heads import CrossStitchUnit  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
-from mos_ros.core.config import OUTPUT_NAMES
-from mos_ros.model import build_model
-from mos_ros.model.fused import FusedMOS, fuse_for_inference
-from mos_ros.model.heads import ChannelScale, CrossStitchUnit, StitchConv
+pytest.importorskip("torch")
+
+import torch  # noqa: E402
+
+from mos_ros.core.config import OUTPUT_NAMES  # noqa: E402
+from mos_ros.model import build_model  # noqa: E402
+from mos_ros.model.fused import FusedMOS, fuse_for_inference  # noqa: E402
+from mos_ros.model.heads import ChannelScale, CrossStitchUnit, StitchConv  # noqa: E402
 
 torch.set_num_threads(1)
 

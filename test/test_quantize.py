@@ -5,17 +5,21 @@ import subprocess
 import sys
 
 import numpy as np
-import onnx
 import pytest
 
-from mos_ros.backends.onnxruntime_backend import OnnxRuntimeBackend
-from mos_ros.core.errors import ExportError
-from mos_ros.export import export_model
+pytest.importorskip("onnx")
+pytest.importorskip("scipy")
+
+import onnx  # noqa: E402
+
+from mos_ros.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
+from mos_ros.core.errors import ExportError  # noqa: E402
+from mos_ros.export import export_model  # noqa: E402
 from mos_ros.quantize import (
     CALIBRATION_IMAGES, CHECK_IMAGES, MIN_AGREEMENT, detection_agreement, image_files,
-    quantize_ncnn, quantize_onnx)
-from mos_ros.resources import find_shared_file
-from mos_ros.scenes.composer import write_synthetic_set
+    quantize_ncnn, quantize_onnx)  # noqa: E402
+from mos_ros.resources import find_shared_file  # noqa: E402
+from mos_ros.scenes.composer import write_synthetic_set  # noqa: E402
 
 #: The synthetic scenes of the shipped synthetic model: faces it finds, to calibrate on.
 SCENE_SEED = 321

@@ -31,6 +31,7 @@ CELLS = ([(f"{w}x{h}", rate) for w, h in ros_delivery.SIZES for rate in ros_deli
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
+    pytest.importorskip("torch", reason="the delivery benchmark builds a random-weights model")
     return random_model(tmp_path_factory.getbasetemp() / "mos_model")
 
 

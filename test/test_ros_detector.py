@@ -22,6 +22,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from conftest import skip_without_runtime
 from mos_ros.core.markers import Intrinsics
 from mos_ros.core.pose import euler_to_quaternion
 from mos_ros.msg import FaceArray
@@ -264,16 +265,17 @@ def test_lifecycle_services_load_subscribe_unsubscribe_and_free(rig, model):
     assert node.detector is None
 
 
-def test_without_a_model_path_the_node_loads_the_default_for_its_backend(rig, monkeypatch):
+@pytest.mark.parametrize("backend, file", [("onnxruntime", "mos-mbv2-faces.int8.onnx"),
+                                           ("torch", "mos-mbv2-faces.pt")])
+def test_without_a_model_path_the_node_loads_the_default_for_its_backend(rig, monkeypatch,
+                                                                         backend, file):
+    skip_without_runtime(backend)
     monkeypatch.delenv("MOS_MODEL", raising=False)
-    on_cpu = rig.detector("", autostart=False)
-    torch_node = rig.detector("", backend="torch", autostart=False)
-    for node, file, backend in ((on_cpu, "mos-mbv2-faces.int8.onnx", "onnxruntime"),
-                                (torch_node, "mos-mbv2-faces.pt", "torch")):
-        name = f"{node.get_namespace()}/mos_detector"
-        assert lifecycle(rig, name, Transition.TRANSITION_CONFIGURE) == \
-            State.PRIMARY_STATE_INACTIVE
-        assert node.model.endswith(file) and node.detector.backend.name == backend
+    params = {} if backend == "onnxruntime" else {"backend": backend}
+    node = rig.detector("", autostart=False, **params)
+    name = f"{node.get_namespace()}/mos_detector"
+    assert lifecycle(rig, name, Transition.TRANSITION_CONFIGURE) == State.PRIMARY_STATE_INACTIVE
+    assert node.model.endswith(file) and node.detector.backend.name == backend
 
 
 def test_a_model_that_cannot_load_fails_configure_with_the_reason(rig, tmp_path, capfd):

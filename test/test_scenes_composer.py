@@ -7,11 +7,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from mos_ros.scenes.bank import FaceBank
-from mos_ros.scenes.composer import ProceduralScenes, compose
-from mos_ros.scenes.config import SceneConfig, SyntheticConfig
-from mos_ros.scenes.rotation import visible_fraction
-from mos_ros.scenes.sampling import overlap_fraction, seeded_rng
+pytest.importorskip("scipy")
+
+
+from mos_ros.scenes.bank import FaceBank  # noqa: E402
+from mos_ros.scenes.composer import ProceduralScenes, compose  # noqa: E402
+from mos_ros.scenes.config import SceneConfig, SyntheticConfig  # noqa: E402
+from mos_ros.scenes.rotation import visible_fraction  # noqa: E402
+from mos_ros.scenes.sampling import overlap_fraction, seeded_rng  # noqa: E402
 
 PROCEDURAL = SyntheticConfig(width=256, height=256, faces_range=(4, 8),
                              face_px_range=(20.0, 120.0), augment_probability=0.0)

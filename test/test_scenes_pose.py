@@ -9,15 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mos_ros.core.labels import FaceLabels
-from mos_ros.core.nms import iou_matrix
-from mos_ros.core.pose import euler_to_matrix, matrix_to_euler
-from mos_ros.data.engine import EngineConfig
-from mos_ros.scenes import composer, reface
-from mos_ros.scenes.bank import FaceBank
-from mos_ros.scenes.config import SceneConfig
-from mos_ros.scenes.rotation import rotate_scene, sample_turn
-from mos_ros.scenes.sampling import seeded_rng
+pytest.importorskip("scipy")
+
+
+from mos_ros.core.labels import FaceLabels  # noqa: E402
+from mos_ros.core.nms import iou_matrix  # noqa: E402
+from mos_ros.core.pose import euler_to_matrix, matrix_to_euler  # noqa: E402
+from mos_ros.data.engine import EngineConfig  # noqa: E402
+from mos_ros.scenes import composer, reface  # noqa: E402
+from mos_ros.scenes.bank import FaceBank  # noqa: E402
+from mos_ros.scenes.config import SceneConfig  # noqa: E402
+from mos_ros.scenes.rotation import rotate_scene, sample_turn  # noqa: E402
+from mos_ros.scenes.sampling import seeded_rng  # noqa: E402
 
 POSE_ENGINE = Path(__file__).resolve().parents[1] / "config" / "data_engine_pose.yaml"
 

@@ -4,10 +4,14 @@ test_default_model.py)."""
 import numpy as np
 import pytest
 
-from mos_ros.core.postprocess import DecodeSettings
-from mos_ros.detector import FaceDetector
-from mos_ros.resources import find_shared_file
-from mos_ros.train.scorecard import held_out_scenes, score
+pytest.importorskip("torch")
+pytest.importorskip("scipy")
+
+
+from mos_ros.core.postprocess import DecodeSettings  # noqa: E402
+from mos_ros.detector import FaceDetector  # noqa: E402
+from mos_ros.resources import find_shared_file  # noqa: E402
+from mos_ros.train.scorecard import held_out_scenes, score  # noqa: E402
 
 #: Figures the shipped model must keep on 30 held-out scenes (models/mos-s-synthetic.md states the
 #: 200-scene figures; these bounds leave room for the smaller sample).

@@ -7,16 +7,19 @@ import cv2
 import numpy as np
 import pytest
 
-from mos_ros.core.label_file import image_path, read_label_file
-from mos_ros.core.labels import FaceLabels
-from mos_ros.core.pose import euler_to_matrix, matrix_to_euler
-from mos_ros.scenes.backgrounds import render_background
-from mos_ros.scenes.composer import ProceduralScenes, write_synthetic_set
-from mos_ros.scenes.config import SyntheticConfig
-from mos_ros.scenes.face_mesh import load_face_mesh
-from mos_ros.scenes.procedural import pose_face
-from mos_ros.scenes.sampling import sample_pose, seeded_rng
-from mos_ros.train.augment import flip_horizontal
+pytest.importorskip("scipy")
+
+
+from mos_ros.core.label_file import image_path, read_label_file  # noqa: E402
+from mos_ros.core.labels import FaceLabels  # noqa: E402
+from mos_ros.core.pose import euler_to_matrix, matrix_to_euler  # noqa: E402
+from mos_ros.scenes.backgrounds import render_background  # noqa: E402
+from mos_ros.scenes.composer import ProceduralScenes, write_synthetic_set  # noqa: E402
+from mos_ros.scenes.config import SyntheticConfig  # noqa: E402
+from mos_ros.scenes.face_mesh import load_face_mesh  # noqa: E402
+from mos_ros.scenes.procedural import pose_face  # noqa: E402
+from mos_ros.scenes.sampling import sample_pose, seeded_rng  # noqa: E402
+from mos_ros.train.augment import flip_horizontal  # noqa: E402
 
 SMALL = SyntheticConfig(width=320, height=320, face_px_range=(12.0, 200.0))
 CLEAN = dataclasses.replace(SMALL, augment_probability=0.0)

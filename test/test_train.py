@@ -5,23 +5,27 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from mos_ros.core.codec import decode_boxes, decode_landmarks
-from mos_ros.core.config import PoseBins, PriorConfig
-from mos_ros.core.labels import FaceLabels
-from mos_ros.core.pose import bins_to_degrees, degrees_to_bins
-from mos_ros.model import build_model, load_checkpoint
-from mos_ros.scenes.config import SyntheticConfig
-from mos_ros.scenes.composer import write_synthetic_set
-from mos_ros.train.config import TrainConfig
-from mos_ros.train.loop import train
-from mos_ros.train.loss import MultiTaskLoss, expected_angle, hard_negative_mask
-from mos_ros.train.schedule import WarmupStepSchedule
+pytest.importorskip("torch")
+pytest.importorskip("scipy")
+
+import torch  # noqa: E402
+
+from mos_ros.core.codec import decode_boxes, decode_landmarks  # noqa: E402
+from mos_ros.core.config import PoseBins, PriorConfig  # noqa: E402
+from mos_ros.core.labels import FaceLabels  # noqa: E402
+from mos_ros.core.pose import bins_to_degrees, degrees_to_bins  # noqa: E402
+from mos_ros.model import build_model, load_checkpoint  # noqa: E402
+from mos_ros.scenes.config import SyntheticConfig  # noqa: E402
+from mos_ros.scenes.composer import write_synthetic_set  # noqa: E402
+from mos_ros.train.config import TrainConfig  # noqa: E402
+from mos_ros.train.loop import train  # noqa: E402
+from mos_ros.train.loss import MultiTaskLoss, expected_angle, hard_negative_mask  # noqa: E402
+from mos_ros.train.schedule import WarmupStepSchedule  # noqa: E402
 from mos_ros.train.targets import BACKGROUND, MatchConfig, build_targets, match_anchors
-from mos_ros.train.validate import render_validation_set, validate
+from mos_ros.train.validate import render_validation_set, validate  # noqa: E402
 from mos_ros.train.weights import (
-    freeze_layers, load_backbone_weights, load_initial_weights, resolve_weights_path)
+    freeze_layers, load_backbone_weights, load_initial_weights, resolve_weights_path)  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BINS = PoseBins()

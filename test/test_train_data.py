@@ -4,13 +4,17 @@ import math
 import cv2
 import numpy as np
 import pytest
-import scipy.io
 
-from mos_ros.core.label_file import image_path, read_label_file
-from mos_ros.core.pose import euler_to_matrix
-from mos_ros.train.dataset import LabelFileSource
+pytest.importorskip("torch")
+pytest.importorskip("scipy")
+
+import scipy.io  # noqa: E402
+
+from mos_ros.core.label_file import image_path, read_label_file  # noqa: E402
+from mos_ros.core.pose import euler_to_matrix  # noqa: E402
+from mos_ros.train.dataset import LabelFileSource  # noqa: E402
 from mos_ros.train.headpose_data import (
-    HeadPoseSource, MixedSource, find_pose_pairs, read_pose_mat)
+    HeadPoseSource, MixedSource, find_pose_pairs, read_pose_mat)  # noqa: E402
 
 FULL = "10 20 30 40 " + "15 30 0.0 " * 5 + "0.9 5 -10 3"
 NO_POSE = "50 60 20 20 " + "55 65 0.0 " * 5 + "0.8"

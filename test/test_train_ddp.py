@@ -7,17 +7,21 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-import torch.distributed as dist
-import yaml
 
-from mos_ros.model import build_model
-from mos_ros.train.config import TrainConfig
-from mos_ros.train.dataset import images_to_input, targets_to_device
-from mos_ros.train.distributed import DistributedContext
-from mos_ros.train.loaders import make_loader, training_set
-from mos_ros.train.loop import train
-from mos_ros.train.loss import MultiTaskLoss
+pytest.importorskip("torch")
+pytest.importorskip("scipy")
+
+import torch  # noqa: E402
+import torch.distributed as dist  # noqa: E402
+import yaml  # noqa: E402
+
+from mos_ros.model import build_model  # noqa: E402
+from mos_ros.train.config import TrainConfig  # noqa: E402
+from mos_ros.train.dataset import images_to_input, targets_to_device  # noqa: E402
+from mos_ros.train.distributed import DistributedContext  # noqa: E402
+from mos_ros.train.loaders import make_loader, training_set  # noqa: E402
+from mos_ros.train.loop import train  # noqa: E402
+from mos_ros.train.loss import MultiTaskLoss  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = dict(variant="mos-s-0.5", input_size=96, batch_size=2, iterations=2, lr=0.002,

@@ -4,21 +4,25 @@ import csv
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from mos_ros.core.anchors import generate_anchors
-from mos_ros.core.config import PoseBins, PriorConfig
-from mos_ros.core.label_file import LabelledImage, write_label_file
-from mos_ros.core.labels import FaceLabels
-from mos_ros.core.types import Face, HeadPose
-from mos_ros.model import build_model
-from mos_ros.train.config import TrainConfig
-from mos_ros.train.dataset import LabelFileSource, SampleConfig, collate
+pytest.importorskip("torch")
+pytest.importorskip("scipy")
+
+import torch  # noqa: E402
+
+from mos_ros.core.anchors import generate_anchors  # noqa: E402
+from mos_ros.core.config import PoseBins, PriorConfig  # noqa: E402
+from mos_ros.core.label_file import LabelledImage, write_label_file  # noqa: E402
+from mos_ros.core.labels import FaceLabels  # noqa: E402
+from mos_ros.core.types import Face, HeadPose  # noqa: E402
+from mos_ros.model import build_model  # noqa: E402
+from mos_ros.train.config import TrainConfig  # noqa: E402
+from mos_ros.train.dataset import LabelFileSource, SampleConfig, collate  # noqa: E402
 from mos_ros.train.feedback import (
     FeedbackBatchSampler, FeedbackConfig, FeedbackLoop, FeedbackTrainingSet, HardSet, SampleKey,
-    StitchSwitch, count_errors, mosaic, small_face_box_loss)
-from mos_ros.train.loop import train
-from mos_ros.train.targets import build_targets
+    StitchSwitch, count_errors, mosaic, small_face_box_loss)  # noqa: E402
+from mos_ros.train.loop import train  # noqa: E402
+from mos_ros.train.targets import build_targets  # noqa: E402
 
 SIZE = 96
 

@@ -4,12 +4,16 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
-from mos_ros.train.config import TrainConfig
-from mos_ros.train.loop import train
-from mos_ros.train.loss import LossConfig, MultiTaskLoss
-from mos_ros.train.uncertainty import UncertaintyWeighting
+pytest.importorskip("torch")
+pytest.importorskip("scipy")
+
+import torch  # noqa: E402
+
+from mos_ros.train.config import TrainConfig  # noqa: E402
+from mos_ros.train.loop import train  # noqa: E402
+from mos_ros.train.loss import LossConfig, MultiTaskLoss  # noqa: E402
+from mos_ros.train.uncertainty import UncertaintyWeighting  # noqa: E402
 
 HEURISTIC = (2.0, 1.0, 1.0, 0.25)
 

@@ -1,4 +1,5 @@
-"""Specification of FaceDetector and the mos command line on real model files."""
+"""Specification of FaceDetector and the mos command line on real model files: the shipped
+default model (fp32 ONNX, and its checkpoint beside it), read by onnxruntime as on a robot."""
 import json
 import subprocess
 import sys
@@ -12,15 +13,14 @@ from mos_ros.core.errors import ImageError, ModelFileError
 from mos_ros.core.image_io import MAX_IMAGE_SIDE
 from mos_ros.core.postprocess import DecodeSettings
 from mos_ros.detector import FaceDetector
-from mos_ros.testing import random_model
+from mos_ros.resources import default_model_path
 
 ALL_ANCHORS = DecodeSettings(score_threshold=0.0, keep_top_k=5)
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    pytest.importorskip("torch", reason="random-weights models are built with torch")
-    return random_model(tmp_path_factory.mktemp("model"))
+def model_path():
+    return default_model_path("cuda")  # the fp32 ONNX file
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +127,7 @@ def test_cli_reports_a_bad_input_file_in_one_line(tmp_path, model_path, capsys):
 
 
 def test_cli_export_to_onnx_gives_a_loadable_model(tmp_path, model_path):
+    pytest.importorskip("torch", reason="mos export runs the checkpoint in torch")
     out = tmp_path / "again.onnx"
     assert main(["export", str(model_path.with_suffix(".pt")), "--format", "onnx",
                  "-o", str(out)]) == 0

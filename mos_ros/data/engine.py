@@ -118,8 +118,10 @@ def make_scenes(config: EngineConfig, stage: Stage) -> Path:
 
 
 def train_stage(config: EngineConfig, stage: Stage, start: Path | None = None) -> Path:
-    """Step 4: train a stage on its scenes (from ``start``'s weights when given), resuming
-    from its newest state file; returns its final model (skipped when that exists)."""
+    """Step 4: train a stage on its scenes, resuming from its newest state file; returns its
+    final model (skipped when that exists). The weights start from ``start`` (the stage
+    before) when given, else from the stage's own ``init_weights`` (a first stage that
+    fine-tunes a shipped model) or its backbone weights."""
     from mos_ros.train.checkpointing import FINAL_MODEL
     from mos_ros.train.config import TrainConfig
     from mos_ros.train.loop import train
@@ -133,7 +135,7 @@ def train_stage(config: EngineConfig, stage: Stage, start: Path | None = None) -
         TrainConfig.from_yaml(stage.train_config),
         train_label_file=str(config.label_file(stage)),
         output_dir=str(config.train_dir(stage)),
-        init_weights=str(start) if start else None)
+        **({"init_weights": str(start)} if start else {}))
     return train(train_config, resume="latest")
 
 

@@ -1,4 +1,4 @@
-"""``mos eval widerface|aflw2000|landmarks|real|consistency|head3d``: tables, plots, JSON.
+"""``mos eval widerface|aflw2000|landmarks|real|consistency|curve|head3d``: tables, plots, JSON.
 
 Each subcommand is an entry of :data:`EVAL_COMMANDS`: how to add its arguments, and a run
 that returns a :class:`Report`. The table printed and the JSON written come from the same
@@ -19,8 +19,10 @@ from mos_ros.detector import FaceDetector
 from mos_ros.evaluate.command import EvalCommand, Report
 from mos_ros.evaluate import head3d, tables
 from mos_ros.evaluate.consistency import ROTATIONS, evaluate_consistency
+from mos_ros.evaluate.curve import learning_curve, markdown, write_csv
 from mos_ros.evaluate.landmarks import CED_THRESHOLD, evaluate_landmarks
-from mos_ros.evaluate.plots import plot_ced, plot_pose_errors, plot_pr_curves
+from mos_ros.evaluate.plots import (
+    plot_ced, plot_learning_curve, plot_pose_errors, plot_pr_curves)
 from mos_ros.evaluate.pose import ANGLES, POSE_LIMIT_DEG, evaluate_pose
 from mos_ros.evaluate.real_photos import evaluate_real_photos, write_drawings
 from mos_ros.evaluate.runner import run_widerface
@@ -207,6 +209,29 @@ def _run_consistency(args: argparse.Namespace) -> Report:
     return Report(result.markdown(), result.as_dict(), [])
 
 
+# --- a training run's learning curve ------------------------------------------------------
+
+def _configure_curve(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", type=Path, help="training output folder (state_*.pt files)")
+    parser.add_argument("--start", type=Path, default=None,
+                        help="the model the run started from, shown as iteration 0")
+    parser.add_argument("--every", type=int, default=1,
+                        help="check every n-th state file (and always the last)")
+    parser.add_argument("--root", type=Path, default=None,
+                        help="data root with the held-out photos (as for `mos eval real`)")
+
+
+def _run_curve(args: argparse.Namespace) -> Report:
+    if args.every < 1:
+        raise ValueError(f"--every must be >= 1, got {args.every}")
+    points = learning_curve(args.run, args.start, args.every, args.root)
+    args.out.mkdir(parents=True, exist_ok=True)
+    plots = [write_csv(points, args.out / "curve.csv"),
+             plot_learning_curve(points, args.out / "curve.png")]
+    return Report(markdown(points), {"points": [p.row() for p in points],
+                                     "constant": points[-1].row("constant")}, plots)
+
+
 EVAL_COMMANDS: dict[str, EvalCommand] = {
     "widerface": EvalCommand("WIDER FACE val AP (easy/medium/hard), official protocol",
                              _configure_widerface, _run_widerface),
@@ -219,6 +244,8 @@ EVAL_COMMANDS: dict[str, EvalCommand] = {
     "consistency": EvalCommand("held-out real photos, no labels needed: pose and landmarks "
                                "under rotation and mirroring, beside a constant predictor",
                                _configure_consistency, _run_consistency),
+    "curve": EvalCommand("a training run's learning curve: the consistency checks on every "
+                         "state file, beside a constant", _configure_curve, _run_curve),
     "head3d": EvalCommand("faces in 3-D: depth and angle errors on rendered faces of known "
                           "distance, beside baselines", head3d.configure, head3d.run),
 }

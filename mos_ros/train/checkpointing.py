@@ -69,9 +69,21 @@ def latest_state(output_dir: str | Path) -> Path | None:
     return states[-1] if states else None
 
 
+def model_from_state(path: str | Path) -> MOS:
+    """The network of a state file alone (its variant from the state's config, standard
+    metadata), for checking a run's models while it trains."""
+    from mos_ros.model import build_model
+
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    model = build_model(json.loads(payload["config"])["variant"])
+    model.load_state_dict(payload["model"])
+    return model
+
+
 def restore_state(path: Path, model: MOS, optimizer, scheduler, criterion=None,
-                  feedback: FeedbackLoop | None = None) -> int:
-    """Load a state file into the run's parts; returns its iteration."""
+                  feedback: FeedbackLoop | None = None) -> tuple[int, float]:
+    """Load a state file into the run's parts; returns its iteration and the seconds the run
+    had trained until then (0 for a state file that does not say)."""
     # RNG states are stored as plain types and tensors, so the safe loader reads them.
     payload = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(payload["model"])
@@ -83,7 +95,7 @@ def restore_state(path: Path, model: MOS, optimizer, scheduler, criterion=None,
     scheduler.load_state_dict(payload["scheduler"])
     _set_rng_state(payload["rng"])
     LOG.info("resumed from %s at iteration %d", path, payload["iteration"])
-    return int(payload["iteration"])
+    return int(payload["iteration"]), float(payload.get("train_seconds", 0.0))
 
 
 class MetricsLog:

@@ -12,6 +12,7 @@ from mos_ros.train.dataset import SampleConfig
 from mos_ros.train.feedback import FEEDBACK_FIELDS, FeedbackConfig
 from mos_ros.train.headpose_data import HeadPoseLabelConfig
 from mos_ros.train.loss import LossConfig
+from mos_ros.train.optimizers import OPTIMIZERS
 from mos_ros.train.uncertainty import SCALE_NAMES, TASKS
 
 #: Columns of the metrics CSV that every run writes.
@@ -28,7 +29,8 @@ class TrainConfig(Validated):
     ``lr_gamma``; warm-up ramps linearly from ``warmup_factor * lr``. ``prerender`` > 0 renders
     that many scenes to disk first (with ``workers`` processes) and trains from them;
     0 renders on the fly in the loader workers. ``train_label_file`` trains from a written set
-    instead. ``max_minutes`` > 0 ends the run early (final model still written).
+    instead. ``max_minutes`` > 0 ends the run early (final model still written); it bounds the
+    training time of the whole run, resumed processes included (state files carry it).
     ``headpose_sets`` (folders or list files of 300W-LP / AFLW2000 ``.mat`` + image pairs)
     replace ``headpose_fraction`` of the samples by head-pose images.
     """
@@ -38,6 +40,8 @@ class TrainConfig(Validated):
     batch_size: int = 32
     iterations: int = 10000
     lr: float = 0.01
+    #: ``sgd`` (with ``momentum``) or ``adamw`` (:mod:`mos_ros.train.optimizers`).
+    optimizer: str = "sgd"
     warmup_iterations: int = 500
     warmup_factor: float = 0.01
     lr_steps: tuple[float, ...] = (0.7, 0.9)
@@ -79,6 +83,8 @@ class TrainConfig(Validated):
         """Settings that cannot train, each named by its field."""
         return [*((name, getattr(self, name) >= 1, ">= 1") for name in _POSITIVE),
                 ("lr", self.lr > 0, "> 0"),
+                ("optimizer", self.optimizer in OPTIMIZERS,
+                 f"one of {sorted(OPTIMIZERS)}"),
                 ("lr_steps", all(0 < s <= 1 for s in self.lr_steps), "fractions in (0, 1]"),
                 ("sample", self.sample.input_size == self.input_size,
                  f"at input_size {self.input_size} (set only input_size)"),

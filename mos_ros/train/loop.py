@@ -1,4 +1,5 @@
-"""Training loop: SGD with warm-up and step decay, AMP on CUDA, exact resume, metrics CSV.
+"""Training loop: SGD or AdamW with warm-up and step decay, bf16 autocast where the device
+has it (CUDA, CPUs with AVX512-BF16/AMX), exact resume, metrics CSV.
 
 A run is described by a :class:`~mos_ros.train.config.TrainConfig` (YAML:
 ``config/train_synth.yaml``); :func:`train` builds its parts (weights from
@@ -49,9 +50,23 @@ from mos_ros.train.weights import freeze_layers, load_backbone_weights, load_ini
 LOG = logging.getLogger(__name__)
 
 
+def bf16_supported(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 convolutions natively (CUDA with bf16; a CPU with
+    AVX512-BF16 or AMX), so that autocast to bf16 makes a training step faster, not slower."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        # Private probes of torch's own CPU dispatch; a torch without them gets fp32.
+        probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+    return False
+
+
 def _amp_context(device: torch.device, enabled: bool):
-    if enabled and device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bf16 autocast of the network's forward pass where the device supports it; the loss is
+    always computed in float32 (:class:`MultiTaskLoss` casts the outputs)."""
+    if enabled and bf16_supported(device):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return torch.autocast(device.type, enabled=False)
 
 
@@ -70,12 +85,20 @@ class _Session:
     context: DistributedContext
     metrics: MetricsLog | None
     feedback: FeedbackLoop | None
+    #: Seconds this run trained in earlier processes (restored from its state file), and
+    #: when this process began its iterations (``time.perf_counter``).
+    seconds_before: float = 0.0
+    began: float = 0.0
+
+    def seconds_trained(self) -> float:
+        """Training time of the whole run so far, over every process that resumed it."""
+        return self.seconds_before + time.perf_counter() - self.began
 
     def save(self, iteration: int) -> None:
         """Write the state file of ``iteration`` (rank 0 only)."""
         if not self.context.is_main:
             return
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"train_seconds": self.seconds_trained()}
         if any(True for _ in self.criterion.parameters()):
             extra["criterion"] = self.criterion.state_dict()
         if self.feedback is not None:
@@ -119,10 +142,10 @@ def train(config: TrainConfig, resume: str | Path | None = None) -> Path:
     dataset = training_set(config, output_dir, context, model.meta)
     feedback = (FeedbackLoop(config.feedback, dataset, config.batch_size, config.seed)
                 if config.feedback.enabled else None)
-    start = 0
+    start, seconds_before = 0, 0.0
     state_path = latest_state(output_dir) if resume == "latest" else resume
     if state_path is not None:
-        start = restore_state(Path(state_path), model, optimizer, scheduler, criterion,
+        start, seconds_before = restore_state(Path(state_path), model, optimizer, scheduler, criterion,
                               feedback)
 
     metrics = (MetricsLog(output_dir / METRICS_FILE, config.metric_fields)
@@ -131,7 +154,8 @@ def train(config: TrainConfig, resume: str | Path | None = None) -> Path:
              device, start, config.iterations, config.batch_size, config.input_size)
     loader = make_loader(config, dataset, start, device, context, feedback)
     session = _Session(config, model, context.wrap(model, device), criterion, optimizer,
-                       scheduler, device, output_dir, context, metrics, feedback)
+                       scheduler, device, output_dir, context, metrics, feedback,
+                       seconds_before)
     iteration = _run_iterations(session, loader, start)
     path = output_dir / FINAL_MODEL
     if context.is_main:
@@ -185,8 +209,10 @@ def _run_iterations(session: _Session, loader, start: int) -> int:
     config, context = session.config, session.context
     session.net.train()
     iteration = start
-    began = last_log = time.perf_counter()
-    deadline = began + config.max_minutes * 60 if config.max_minutes > 0 else float("inf")
+    began = last_log = session.began = time.perf_counter()
+    # max_minutes bounds the whole run: a resumed run has only what earlier processes left.
+    deadline = (began + config.max_minutes * 60 - session.seconds_before
+                if config.max_minutes > 0 else float("inf"))
     last = config.iterations
     fit_mark = (start, began)
     # A live progress bar on a terminal (rank 0 only); logs and metrics.csv record the rest.

@@ -8,6 +8,7 @@ import torch
 
 from mos_ros.model.mos import MOS
 from mos_ros.train.config import TrainConfig
+from mos_ros.train.optimizers import OPTIMIZERS
 
 LOG = logging.getLogger(__name__)
 #: Every this many steps a max_minutes run re-fits its length (and lr steps) to the time left.
@@ -41,14 +42,15 @@ class WarmupStepSchedule:
 
 
 def make_optimizer(model: MOS, config: TrainConfig, criterion: torch.nn.Module | None = None):
-    """SGD over the model (and the learned loss weights, without decay) and its schedule."""
+    """The configured optimizer over the model's trainable parameters (and the learned loss
+    weights, without decay) and its schedule."""
     learned = list(criterion.parameters()) if criterion is not None else []
+    trainable = [p for p in model.parameters() if p.requires_grad]
     # Learned loss weights get no weight decay: it would pull every scale towards 1.
-    parameters = ([{"params": list(model.parameters())},
-                   {"params": learned, "weight_decay": 0.0}] if learned
-                  else model.parameters())
-    optimizer = torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
+    groups = [{"params": trainable}] + ([{"params": learned, "weight_decay": 0.0}]
+                                        if learned else [])
+    optimizer = OPTIMIZERS[config.optimizer](groups, config.lr, config.momentum,
+                                             config.weight_decay)
     milestones = tuple(int(round(f * config.iterations)) for f in config.lr_steps)
     schedule = WarmupStepSchedule(config.warmup_iterations, config.warmup_factor,
                                   milestones, config.lr_gamma)

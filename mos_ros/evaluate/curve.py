@@ -1,0 +1,158 @@
+"""``mos eval curve``: a training run's learning curve on held-out real photos.
+
+A recipe is judged by what its model reads on photos no training used, not by its loss. Every
+state file a run wrote (``state_<iteration>.pt``), and the weights it started from, is put
+through the label-free checks of :mod:`mos_ros.evaluate.consistency`: roll and eye line under
+rotation, yaw and pitch drift, faces kept, mirror symmetry, and the MAE against FaceMesh,
+each beside the constant predictor. One row per iteration goes to ``curve.csv`` and a
+markdown table; ``curve.png`` plots the columns against iterations.
+
+A state file's figures are kept beside the run (``curve/<state>.json``), so running the
+command again while the run goes on only checks the new state files.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mos_ros.core.labels import LabelledFace
+from mos_ros.detector import FaceDetector
+from mos_ros.evaluate.consistency import ROTATIONS, evaluate_consistency, open_detector
+from mos_ros.evaluate.pose import ANGLES
+from mos_ros.evaluate.real_photos import MOSAIC_NAME, HeldOutImage, held_out_set
+
+log = logging.getLogger(__name__)
+CURVE_DIR = "curve"
+#: Rotation sizes whose figures the curve keeps (degrees), and the figures kept per size.
+SIZES = (15, 30, 45)
+ROTATION_KEYS = ("roll", "eye_line", "yaw", "pitch")
+MIRROR_KEYS = ("yaw", "roll", "pitch")
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """The consistency figures of one model of a run (``as_dict`` of the report)."""
+
+    iteration: int
+    figures: dict
+
+    def row(self, which: str = "median") -> dict[str, float | None]:
+        """The curve's columns, the model's figures (``median``) or the constant
+        predictor's (``constant``) on the same faces."""
+        rotation, mirror = self.figures["rotation"], self.figures["mirror"][which]
+        mesh = self.figures["facemesh"].get("mae" if which == "median" else "constant_mae", {})
+        row: dict[str, float | None] = {"iteration": self.iteration}
+        for size in SIZES:
+            summary = rotation.get(f"{size:g}", {})
+            row[f"kept_{size}"] = summary.get("kept") if which == "median" else None
+            for key in ROTATION_KEYS:
+                row[f"{key}_{size}"] = summary.get(which, {}).get(key)
+        for angle in MIRROR_KEYS:
+            row[f"mirror_{angle}"] = mirror.get(angle)
+        for angle in ANGLES:
+            row[f"facemesh_{angle}"] = mesh.get(angle)
+        return row
+
+
+def state_iteration(path: Path) -> int:
+    """The iteration in a state file's name (``state_00001500.pt`` -> 1500)."""
+    return int(path.stem.split("_")[-1])
+
+
+def _detector_of_state(path: Path):
+    """``detect(image)`` of the model in a state file, at the default decode settings."""
+    # torch (extra [train]) only where state files are read.
+    from mos_ros.backends.torch_backend import ModuleBackend
+    from mos_ros.train.checkpointing import model_from_state
+
+    detector = FaceDetector(ModuleBackend(model_from_state(path).eval(), source=str(path)),
+                            input_size=None)
+
+    def detect(image):
+        return [LabelledFace.from_face(f) for f in detector.detect(image)]
+    return detect
+
+
+def _cached_figures(cache: Path, model: Path, detect_of, images: Sequence[HeldOutImage],
+                    rotations: Sequence[float]) -> dict:
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    report = evaluate_consistency(images=images, detect=detect_of(model), rotations=rotations)
+    figures = {**report.as_dict(), "model": str(model)}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(figures, indent=1) + "\n")
+    log.info("%s: %.0f s", model, report.seconds)
+    return figures
+
+
+def learning_curve(run_dir: Path, start: Path | None = None, every: int = 1,
+                   root: Path | None = None, images: Sequence[HeldOutImage] | None = None,
+                   rotations: Sequence[float] = ROTATIONS) -> list[CurvePoint]:
+    """The curve of a run folder: ``start`` (the weights it began from, iteration 0) and every
+    ``every``-th of its state files (the last always), each checked once on the held-out
+    photos (or ``images``) and cached under ``run_dir/curve``."""
+    states = sorted(Path(run_dir).glob("state_*.pt"), key=state_iteration)
+    if not states and start is None:
+        raise FileNotFoundError(f"{run_dir}: no state_*.pt files (a training output folder?)")
+    if images is None:
+        images = [image for image in held_out_set(root) if image.name != MOSAIC_NAME]
+    cache = Path(run_dir) / CURVE_DIR
+    points = []
+    if start is not None:
+        figures = _cached_figures(cache / "start.json", Path(start), open_detector,
+                                  images, rotations)
+        points.append(CurvePoint(0, figures))
+    for index, state in enumerate(states):
+        if index % every and index != len(states) - 1:
+            continue
+        figures = _cached_figures(cache / f"{state.stem}.json", state, _detector_of_state,
+                                  images, rotations)
+        points.append(CurvePoint(state_iteration(state), figures))
+    return points
+
+
+def _cell(value: float | None, percent: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{100 * value:.0f}%" if percent else f"{value:.1f}"
+
+
+def _table_row(name: str, row: dict) -> str:
+    def cells(key: str, percent: bool = False, sizes=SIZES) -> str:
+        return " / ".join(_cell(row[f"{key}_{s}"], percent) for s in sizes)
+    mirror = " / ".join(_cell(row[f"mirror_{a}"]) for a in MIRROR_KEYS)
+    mesh = " / ".join(_cell(row[f"facemesh_{a}"]) for a in ANGLES)
+    return (f"| {name} | {cells('kept', True, (30, 45))} | {cells('roll')} | "
+            f"{cells('eye_line')} | {cells('yaw')} | {cells('pitch')} | {mirror} | {mesh} |")
+
+
+def markdown(points: Sequence[CurvePoint]) -> list[str]:
+    """The curve as a markdown table, the constant predictor (on the last point's faces)
+    in the first row."""
+    lines = ["| iteration | kept ±30 / ±45 | roll ±15 / ±30 / ±45 | eye line ±15 / ±30 / ±45 "
+             "| yaw drift ±15 / ±30 / ±45 | pitch drift ±15 / ±30 / ±45 "
+             "| mirror yaw / roll / pitch | FaceMesh ≥ 60 px yaw / pitch / roll |",
+             "|" + "---|" * 8]
+    if points:
+        lines.append(_table_row("constant", points[-1].row("constant")))
+    lines += [_table_row(str(p.iteration), p.row()) for p in points]
+    return lines
+
+
+def write_csv(points: Sequence[CurvePoint], path: Path) -> Path:
+    """One row per point, the constant's figures in ``constant_*`` columns beside."""
+    rows = []
+    for point in points:
+        row, constant = point.row(), point.row("constant")
+        rows.append({**row, **{f"constant_{k}": v for k, v in constant.items()
+                               if k != "iteration" and v is not None}})
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    with Path(path).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return Path(path)

@@ -5,9 +5,10 @@
 Both nodes are lifecycle nodes that configure and activate themselves (autostart). Their
 parameters come from config/mos.yaml (``params_file``, keys that match any namespace); the
 launch arguments model, backend, input, use_rviz and use_sim_time override the file only when
-given. The nodes get the Fast DDS profile named by ``dds_profile`` (default: the one already
-set, else the package's camera-frames profile), or Fast DDS's defaults with
-MOS_FASTDDS_PROFILE=0 (README, "On a robot"); nothing else the launch starts is affected.
+given, as does ros4hri (false turns face_selector's ROS4HRI output off). The nodes get the
+Fast DDS profile named by ``dds_profile`` (default: the one already set, else the package's
+camera-frames profile), or Fast DDS's defaults with MOS_FASTDDS_PROFILE=0 (README, "On a
+robot"); nothing else the launch starts is affected.
 """
 import inspect
 import os
@@ -91,6 +92,10 @@ def generate_launch_description() -> LaunchDescription:
                                           "empty: the params file's value"),
         DeclareLaunchArgument("start_selector", default_value="true",
                               description="Also start face_selector (best shots per person)"),
+        DeclareLaunchArgument("ros4hri", default_value="",
+                              description="false: no ROS4HRI (REP-155) humans/faces/... topics "
+                                          "from face_selector; empty: the params file's value "
+                                          "(on by default)"),
         DeclareLaunchArgument("use_rviz", default_value="false",
                               description="Start rviz2 with the annotated image and pose "
                                           "markers (turns on publish_annotated)"),

@@ -99,15 +99,19 @@ def test_positions_go_into_the_face_messages_and_transforms_follow_the_tracks():
     msgs = [convert.face_to_msg(face) for face in faces]
     assert not msgs[0].position_valid
     set_positions(msgs, heads)
-    msgs[0].track_id, msgs[1].track_id = 7, 9
     unplaced = FaceMsg(track_id=11)
     header = Header(frame_id="camera_optical")
     header.stamp.sec = 5
-    transforms = face_transforms(header, [*msgs, unplaced])
-    assert [t.child_frame_id for t in transforms] == ["face_7", "face_9"]
-    assert all(t.header == header for t in transforms)
-    assert transforms[1].transform.translation.x == pytest.approx(0.5)
-    assert transforms[1].transform.rotation == msgs[1].orientation
+    transforms = face_transforms(header, {"abcd7": msgs[0], "abcd9": msgs[1],
+                                          "abcd11": unplaced})
+    assert [(t.header.frame_id, t.child_frame_id) for t in transforms] == [
+        ("camera_optical", "face_abcd7"), ("face_abcd7", "gaze_abcd7"),
+        ("camera_optical", "face_abcd9"), ("face_abcd9", "gaze_abcd9")]
+    assert all(t.header.stamp == header.stamp for t in transforms)
+    assert transforms[2].transform.translation.x == pytest.approx(0.5)
+    assert transforms[2].transform.rotation == msgs[1].orientation
+    gaze = transforms[3].transform
+    assert (gaze.translation.x, gaze.translation.y, gaze.translation.z) == (0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="2 faces but 1"):
         set_positions(msgs, heads[:1])
     tracked = [FaceMsg(track_id=3)]
@@ -300,12 +304,13 @@ def test_the_selector_in_another_process_sends_a_frame_per_tracked_face_and_drop
         return {t.child_frame_id: t for m in transforms for t in m.transforms
                 if t.header.stamp.sec == sec}
 
-    ids = {round(f.position.x, 1): f.track_id for f in by_stamp(tracked, 4).faces
-           if f.position_valid}
-    a_frame, b_frame = f"face_{ids[-0.4]}", f"face_{ids[0.4]}"
-    assert set(frames(4)) == {a_frame, b_frame}         # the face without position has none
-    for transform in frames(4).values():
-        assert transform.header == stamped(4)          # image frame and stamp
-    assert frames(4)[b_frame].transform.translation.x == pytest.approx(0.4)
-    for sec in (6, 7, 8):
-        assert set(frames(sec)) == {a_frame}            # face B left: its frame is not sent
+    heads = {round(t.transform.translation.x, 1): name for name, t in frames(4).items()
+             if name.startswith("face_")}
+    assert sorted(heads) == [-0.4, 0.4]                 # the face without position has none
+    a_id, b_id = (heads[x].removeprefix("face_") for x in (-0.4, 0.4))
+    assert set(frames(4)) == {f"{kind}_{i}" for kind in ("face", "gaze") for i in (a_id, b_id)}
+    for name, transform in frames(4).items():           # at the image stamp; gaze on the head
+        parent = stamped(4).frame_id if name.startswith("face_") else f"face_{name[5:]}"
+        assert transform.header.stamp == stamped(4).stamp and transform.header.frame_id == parent
+    for sec in (6, 7, 8):                               # face B left: its frames are not sent
+        assert set(frames(sec)) == {f"face_{a_id}", f"gaze_{a_id}"}

@@ -30,7 +30,8 @@ NODES = {"mos_detector": "mos_ros.ros.detector_node",
 #: named model file does not exist and is never loaded).
 CHANGED = {"mos_detector": {"score_threshold": 0.31, "autostart": False, "backend": "ncnn",
                             "model_path": "/nonexistent/model.ncnn", "reliability": "reliable"},
-           "face_selector": {"min_hits": 7, "max_abs_yaw_deg": 20.0}}
+           "face_selector": {"min_hits": 7, "max_abs_yaw_deg": 20.0, "ros4hri": False,
+                             "ros4hri_face_width": 96}}
 
 
 @pytest.fixture

@@ -45,7 +45,15 @@ NUM_LANDMARKS = 5
 
 def template_for(size: int = TEMPLATE_SIZE) -> np.ndarray:
     """Template landmarks scaled to a ``size`` x ``size`` crop."""
-    return ARCFACE_TEMPLATE_112 * (float(size) / TEMPLATE_SIZE)
+    return template_in(size, size)
+
+
+def template_in(width: int, height: int) -> np.ndarray:
+    """Template landmarks in a ``width`` x ``height`` crop: scaled to its shorter side and
+    centred, so a crop that is not square has the template's face with margins on two sides."""
+    side = min(width, height)
+    margins = np.array([width - side, height - side], dtype=np.float64) / 2.0
+    return ARCFACE_TEMPLATE_112 * (float(side) / TEMPLATE_SIZE) + margins
 
 
 def landmark_problem(landmarks: np.ndarray, image_shape: tuple[int, ...] | None = None,
@@ -157,12 +165,19 @@ def warp_to_template(image_bgr: np.ndarray, landmarks: np.ndarray, size: int = T
                      antialias: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """:func:`align_face` without its input checks, for callers that have made them."""
     matrix = similarity_transform(landmarks, template_for(size))
+    return warp(image_bgr, matrix, size, size, antialias), matrix
+
+
+def warp(image_bgr: np.ndarray, matrix: np.ndarray, width: int, height: int,
+         antialias: bool = True) -> np.ndarray:
+    """The ``width`` x ``height`` crop that the 2x3 similarity ``matrix`` (image pixels to crop
+    pixels) makes of ``image_bgr``; black outside the image. With ``antialias``, a region
+    shrunk by the warp is area-averaged to the crop's scale first (see :func:`align_face`)."""
     source, source_matrix = image_bgr, matrix
     if antialias and _scale_of(matrix) < 1.0:
-        source, source_matrix = _area_reduced(image_bgr, matrix, size)
-    crop = cv2.warpAffine(source, source_matrix, (size, size), flags=cv2.INTER_LINEAR,
+        source, source_matrix = _area_reduced(image_bgr, matrix, width, height)
+    return cv2.warpAffine(source, source_matrix, (width, height), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-    return crop, matrix
 
 
 def _scale_of(matrix: np.ndarray) -> float:
@@ -170,8 +185,8 @@ def _scale_of(matrix: np.ndarray) -> float:
     return float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
 
 
-def _area_reduced(image: np.ndarray, matrix: np.ndarray,
-                  size: int) -> tuple[np.ndarray, np.ndarray]:
+def _area_reduced(image: np.ndarray, matrix: np.ndarray, crop_width: int,
+                  crop_height: int) -> tuple[np.ndarray, np.ndarray]:
     """Area-resize the image region under the crop to the crop's scale; return it and its matrix.
 
     Only the region under the crop (plus a pixel of the reduced image for interpolation) is
@@ -179,7 +194,8 @@ def _area_reduced(image: np.ndarray, matrix: np.ndarray,
     """
     scale = _scale_of(matrix)
     inverse = cv2.invertAffineTransform(matrix)
-    corners = apply_transform(inverse, np.array([[0, 0], [size, 0], [0, size], [size, size]]))
+    corners = apply_transform(inverse, np.array([[0, 0], [crop_width, 0], [0, crop_height],
+                                                [crop_width, crop_height]]))
     pad = 2.0 / scale
     height, width = image.shape[:2]
     x0, y0 = np.maximum(np.floor(corners.min(axis=0) - pad), 0).astype(int)

@@ -44,6 +44,15 @@ MEAN_FACE_M.setflags(write=False)
 MEAN_FACE_WIDTH_M = 0.155
 #: How far the sellion sits above the box centre of an upright face (head z axis), metres.
 SELLION_ABOVE_BOX_CENTRE_M = 0.038
+#: The gaze frame of REP-155 in the head frame (columns: its axes): collocated with the head,
+#: z along the gaze, x to the person's right and y down, as an optical frame looking where the
+#: face looks. MOS estimates the head, not the eyes, so the gaze is the head's x axis.
+GAZE_IN_HEAD = np.array([[0.0, 0.0, 1.0],
+                         [-1.0, 0.0, 0.0],
+                         [0.0, -1.0, 0.0]])
+GAZE_IN_HEAD.setflags(write=False)
+#: :data:`GAZE_IN_HEAD` as a unit quaternion (x, y, z, w).
+GAZE_QUATERNION = tuple(float(v) for v in matrix_to_quaternion(GAZE_IN_HEAD))
 #: Detector pixels have their origin at the top-left pixel's corner; K's at its centre.
 PIXEL_CORNER_TO_CENTRE = 0.5
 #: A landmark fit is refused, and the box used, when it puts the head nearer than this ...

@@ -9,13 +9,15 @@ node received and turns placed heads into messages:
 * :func:`pose_array`: one pose per face, in the FaceArray's order and with its header.
 * :func:`set_positions`: the heads' positions (and orientations) into a FaceArray's faces;
   :func:`copy_positions` carries them on, e.g. to tracked faces.
-* :func:`face_transforms`: a ``face_<track_id>`` frame per tracked face, child of the image's
-  optical frame at the image stamp (ROS4HRI's naming); :class:`TransformPublisher` sends them
-  on ``/tf``. Frames of faces that left are simply no longer sent.
+* :func:`face_transforms`: REP-155's ``face_<id>`` frame per tracked face, child of the
+  image's optical frame (the head's pose), and ``gaze_<id>``, child of ``face_<id>`` (the
+  gaze axes of :data:`mos_ros.core.head3d.GAZE_IN_HEAD`), both at the image stamp;
+  :class:`TransformPublisher` sends them on ``/tf``. Frames of faces that left are simply no
+  longer sent.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from geometry_msgs.msg import Point, Pose, PoseArray, Quaternion, TransformStamped
 from sensor_msgs.msg import CameraInfo
@@ -23,11 +25,11 @@ from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 
 from mos_ros.core.camera import CameraError, PinholeCamera
-from mos_ros.core.head3d import Head3D, place_heads
+from mos_ros.core.head3d import GAZE_QUATERNION, Head3D, place_heads
 from mos_ros.core.types import Face
 
-#: Child frame of a tracked face: this prefix and its track id.
-FACE_FRAME_PREFIX = "face_"
+#: Frames of a tracked face: these prefixes and its face id (REP-155).
+FACE_FRAME_PREFIX, GAZE_FRAME_PREFIX = "face_", "gaze_"
 #: Diagnostics key of the head pose state.
 DIAGNOSTICS_KEY = "head poses"
 NO_CAMERA_INFO = "not published: no camera_info received"
@@ -110,25 +112,34 @@ def copy_positions(targets: Sequence, sources: Sequence) -> None:
         target.orientation = source.orientation
 
 
-def face_frame(track_id: int) -> str:
-    """TF frame name of a tracked face."""
-    return f"{FACE_FRAME_PREFIX}{track_id}"
+def face_frame(face_id: str) -> str:
+    """TF frame of a tracked face's head."""
+    return f"{FACE_FRAME_PREFIX}{face_id}"
 
 
-def face_transforms(header: Header, tracked: Sequence) -> list[TransformStamped]:
-    """A transform image frame -> ``face_<track_id>`` at the image stamp for every tracked
-    ``mos_ros/Face`` with a position."""
+def gaze_frame(face_id: str) -> str:
+    """TF frame of a tracked face's gaze."""
+    return f"{GAZE_FRAME_PREFIX}{face_id}"
+
+
+def face_transforms(header: Header, tracked: Mapping[str, object]) -> list[TransformStamped]:
+    """``face_<id>`` (image frame -> head) and ``gaze_<id>`` (head -> gaze) at the image
+    stamp for every tracked ``mos_ros/Face`` with a position, given by its face id."""
     transforms = []
-    for face in tracked:
+    for face_id, face in tracked.items():
         if not face.position_valid:
             continue
-        transform = TransformStamped(header=header, child_frame_id=face_frame(face.track_id))
+        head = TransformStamped(header=header, child_frame_id=face_frame(face_id))
         p = face.position
-        transform.transform.translation.x = p.x
-        transform.transform.translation.y = p.y
-        transform.transform.translation.z = p.z
-        transform.transform.rotation = face.orientation
-        transforms.append(transform)
+        head.transform.translation.x = p.x
+        head.transform.translation.y = p.y
+        head.transform.translation.z = p.z
+        head.transform.rotation = face.orientation
+        gaze = TransformStamped(header=Header(stamp=header.stamp, frame_id=face_frame(face_id)),
+                                child_frame_id=gaze_frame(face_id))
+        x, y, z, w = GAZE_QUATERNION
+        gaze.transform.rotation = Quaternion(x=x, y=y, z=z, w=w)
+        transforms += [head, gaze]
     return transforms
 
 

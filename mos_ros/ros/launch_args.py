@@ -12,10 +12,12 @@ from typing import Any, Mapping
 DETECTOR_ARGUMENTS = {"model": "model_path", "backend": "backend", "input": "input"}
 #: Launch argument -> selector parameter, applied when the argument is not empty.
 SELECTOR_ARGUMENTS = {"input": "input"}
+#: Launch argument -> selector parameter (true or false), applied when the argument is not empty.
+SELECTOR_FLAGS = {"ros4hri": "ros4hri"}
 TRUE = "true"
 #: Every launch argument :func:`parameter_overrides` reads.
-READ_ARGUMENTS = frozenset(DETECTOR_ARGUMENTS) | frozenset(SELECTOR_ARGUMENTS) | {
-    "use_sim_time", "use_rviz"}
+READ_ARGUMENTS = (frozenset(DETECTOR_ARGUMENTS) | frozenset(SELECTOR_ARGUMENTS)
+                  | frozenset(SELECTOR_FLAGS) | {"use_sim_time", "use_rviz"})
 
 
 def _flag(text: str) -> bool:
@@ -32,4 +34,7 @@ def parameter_overrides(arguments: Mapping[str, str], node: str) -> dict[str, An
         values["use_sim_time"] = _flag(arguments["use_sim_time"])
     if node == "mos_detector" and _flag(arguments.get("use_rviz", "")):
         values["publish_annotated"] = True
+    if node == "face_selector":
+        values.update({param: _flag(arguments[arg]) for arg, param in SELECTOR_FLAGS.items()
+                       if arguments.get(arg, "")})
     return values

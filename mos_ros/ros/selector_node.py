@@ -4,8 +4,10 @@ Subscribes to the detector's ``faces`` and to the ``image`` they were found in, 
 by header stamp in a bounded cache (:mod:`mos_ros.core.stamp_cache`) and hands each pair to
 :class:`mos_ros.core.selection.FaceSelector`. ``faces/tracked`` gets every tracked face with
 its id and quality; ``faces/selected`` a SelectedFace, with the aligned 112x112 crop, whenever
-a track's best shot is due; ``/tf`` a ``face_<track_id>`` frame per tracked face placed in 3-D
-by the detector. Faces whose image never arrives and unusable faces are counted.
+a track's best shot is due; ``/tf`` REP-155's ``face_<id>`` and ``gaze_<id>`` frames per
+confirmed track placed in 3-D by the detector; with ``ros4hri`` (the default) the confirmed
+tracks on ROS4HRI's ``humans/faces/...`` topics (:mod:`mos_ros.ros.hri`). Faces whose image
+never arrives and unusable faces are counted.
 A lifecycle node: configure builds the selector, activate subscribes.
 """
 from __future__ import annotations
@@ -18,13 +20,14 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from mos_ros.core.errors import ImageError
+from mos_ros.core.hri import FaceIds, HriConfig
 from mos_ros.core.quality import inter_eye_distance
 from mos_ros.core import selection
-from mos_ros.core.selection import FaceSelector, SelectedShot
+from mos_ros.core.selection import FaceSelector, SelectionResult, SelectedShot
 from mos_ros.core.stamp_cache import NS_PER_S, StampCache, StampSeconds, stamp_ns
 from mos_ros.core.types import Face
 from mos_ros.msg import FaceArray, SelectedFace
-from mos_ros.ros import convert, faces3d, selector_params
+from mos_ros.ros import convert, faces3d, hri, selector_params
 from mos_ros.ros.node_base import FAILURE, OUTPUT_DEPTH, SUCCESS, MosNode
 from mos_ros.ros.stats import MS_PER_S, RateMeter
 from mos_ros.ros.spin import run_node
@@ -66,6 +69,8 @@ class SelectorNode(MosNode):
         self.image_rate, self.selected = RateMeter(), 0
         self._times, self._logged = StampSeconds(), set()
         self._pubs, self._faces_sub = {}, None
+        self.face_ids: FaceIds | None = None
+        self.hri: hri.HriPublisher | None = None
         self.transforms = faces3d.TransformPublisher(self)
         self.start()
 
@@ -79,7 +84,22 @@ class SelectorNode(MosNode):
         pub = self.create_publisher
         self._pubs = {"selected": pub(SelectedFace, "faces/selected", OUTPUT_DEPTH),
                       "tracked": pub(FaceArray, "faces/tracked", OUTPUT_DEPTH)}
+        self.face_ids = FaceIds()  # a new selector counts tracks from 1: new ids
+        self._follow_hri(configs["hri"])
         return SUCCESS
+
+    def _follow_hri(self, config: HriConfig) -> None:
+        """Start or stop the REP-155 output as ``config.enabled`` says; pass on its sizes."""
+        if config.enabled and self.hri is None:
+            if hri.available():
+                self.hri = hri.HriPublisher(self, config)
+            else:
+                self.get_logger().warning(hri.MISSING_HRI_MSGS)
+        elif not config.enabled and self.hri is not None:
+            self.hri.close()
+            self.hri = None
+        if self.hri is not None:
+            self.hri.config = config
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Subscribe to the images and the detector's faces."""
@@ -114,7 +134,9 @@ class SelectorNode(MosNode):
     def _release(self) -> None:
         for publisher in self._pubs.values():
             self.destroy_publisher(publisher)
-        self._pubs, self.selector, self.cache = {}, None, None
+        if self.hri is not None:
+            self.hri.close()
+        self._pubs, self.selector, self.cache, self.hri = {}, None, None, None
 
     def _on_image(self, msg) -> None:
         self.image_rate.tick()
@@ -162,11 +184,22 @@ class SelectorNode(MosNode):
         faces3d.copy_positions(tracked, [faces_msg.faces[t.index] for t in result.tracked])
         self._pubs["tracked"].publish(FaceArray(header=header, image_width=width,
                                                 image_height=height, faces=tracked))
-        self.transforms.send(faces3d.face_transforms(header, tracked))
+        self._publish_faces(header, image, result, tracked)
         for shot in result.selected:
             self._pubs["selected"].publish(self._selected_msg(shot, header.frame_id))
         self.selected += len(result.selected)
         self.stats.frame_processed((time.perf_counter() - start) * MS_PER_S)
+
+    def _publish_faces(self, header: Header, image, result: SelectionResult,
+                       tracked: list) -> None:
+        """The confirmed tracks under their REP-155 ids: TF frames, and the ROS4HRI topics."""
+        confirmed = [(self.face_ids(t.track_id), t.face, msg)
+                     for t, msg in zip(result.tracked, tracked) if t.confirmed]
+        self.transforms.send(faces3d.face_transforms(header, {i: m for i, _, m in confirmed}))
+        if self.hri is not None:
+            live = [self.face_ids(t.track_id) for t in self.selector.tracker.tracks
+                    if t.confirmed]
+            self.hri.publish(header, image, live, {i: face for i, face, _ in confirmed})
 
     def _selected_msg(self, shot: SelectedShot, frame_id: str) -> SelectedFace:
         """The shot with the header of the frame it was seen in (maybe an earlier one)."""
@@ -193,6 +226,8 @@ class SelectorNode(MosNode):
             if RENAMED.get(key, key):
                 values[RENAMED.get(key, key)] = value
         values["selected faces"] = str(self.selected)
+        values["ros4hri faces"] = ("off" if self.hri is None
+                                   else str(len(self.hri.face_ids)))
         if self.selector is None:
             return values, ""
         values.update({"active tracks": str(len(self.selector.tracker)),
@@ -208,12 +243,14 @@ class SelectorNode(MosNode):
         return selector_params.problems(changes, self.values)
 
     def apply(self, changes) -> None:
-        """Reconfigure the selector and the cache in place (tracks are kept)."""
+        """Reconfigure the selector, the cache and the ROS4HRI output in place (tracks are
+        kept)."""
         if self.selector is None:
             return
         configs = selector_params.configs(self.values)
         self.selector.configure(configs["selector"], configs["quality"], configs["tracker"])
         self._handle(None, self.cache.configure(configs["cache"]))
+        self._follow_hri(configs["hri"])
 
 
 def main(args=None) -> int:

@@ -1,7 +1,8 @@
 """The face_selector node's parameters: one table, mapped onto the core configurations.
 
 Each parameter sets one field of :class:`SelectorConfig`, :class:`TrackerConfig`,
-:class:`QualityConfig` or :class:`StampCacheConfig` (``input`` excepted); the rules that
+:class:`QualityConfig`, :class:`StampCacheConfig` or :class:`HriConfig` (``input``,
+``reliability`` and ``autostart`` excepted); the rules that
 reject a value are those configurations' ``problems()``, reported under the parameter's name.
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 from rclpy.parameter import Parameter
 
+from mos_ros.core.hri import HriConfig
 from mos_ros.core.quality import QualityConfig
 from mos_ros.core.selection import SelectorConfig
 from mos_ros.core.stamp_cache import StampCacheConfig
@@ -19,7 +21,7 @@ from mos_ros.ros.params import (AUTOSTART_SPEC, HEALTH_SPECS, INPUT_SPEC, RELIAB
 
 #: The configurations the parameters set, by group name.
 CONFIGS = {"selector": SelectorConfig, "tracker": TrackerConfig, "quality": QualityConfig,
-           "cache": StampCacheConfig}
+           "cache": StampCacheConfig, "hri": HriConfig}
 #: The configuration fields users may set, by group, in declaration order.
 EXPOSED = {
     "selector": ("max_abs_yaw_deg", "max_abs_pitch_deg", "max_abs_roll_deg", "min_inter_eye_px",
@@ -28,9 +30,12 @@ EXPOSED = {
     "tracker": ("min_hits", "max_misses", "timeout_s", "iou_threshold", "max_tracks"),
     "quality": ("size_centre_px", "sharpness_half_variance"),
     "cache": ("image_cache_size", "faces_cache_size", "faces_wait_s"),
+    "hri": ("enabled", "face_width", "face_height"),
 }
 #: Parameters named apart from their field, where the field name alone would be unclear.
-RENAMED = {("tracker", "timeout_s"): "track_timeout_s"}
+RENAMED = {("tracker", "timeout_s"): "track_timeout_s", ("hri", "enabled"): "ros4hri",
+           ("hri", "face_width"): "ros4hri_face_width",
+           ("hri", "face_height"): "ros4hri_face_height"}
 
 #: (spec, group, field): the parameter and the configuration field it sets.
 TABLE = tuple((Spec.of(CONFIGS[group], field, RENAMED.get((group, field))), group, field)

@@ -7,8 +7,10 @@ them. The loopback is brought up with multicast routed on it, which Fast DDS's d
 
 A namespace belongs to a thread: :func:`private_network` moves the calling thread into a new
 one, and everything it starts there (threads, DDS participants, child processes) stays there;
-the thread itself returns to its own namespace on exit. Making one needs root (CAP_SYS_ADMIN)
-and ``ip`` (iproute2); :func:`unavailable` says why it cannot be made here.
+the thread itself returns to its own namespace on exit. Enter it before the process's first
+DDS participant: a participant made in it by a process that has used DDS on the host's network
+before was not found by the processes inside. Making one needs root (CAP_SYS_ADMIN) and ``ip``
+(iproute2); :func:`unavailable` says why it cannot be made here.
 """
 from __future__ import annotations
 

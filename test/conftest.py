@@ -2,7 +2,10 @@
 
 ROS 2 tests use real rclpy over DDS. Set before anything imports rclpy, these keep every test
 run on the loopback interface and on a DDS domain of its own, so parallel runs (other
-checkouts, CI jobs on one host) and live robots on the network never hear each other.
+checkouts, CI jobs on one host) and live robots on the network never hear each other. Tests
+that need a robot's SUBNET discovery range run their processes in a private network namespace
+(mos_ros.ros.private_network). onnxruntime's telemetry is switched off for this process and
+its children (the pinned Linux wheel looks up a Microsoft host seconds after its import).
 """
 import configparser
 import os
@@ -11,13 +14,18 @@ from pathlib import Path
 
 import pytest
 
-# One domain per test run (pytest process), 1..100; the value of a developer's shell is
-# replaced on purpose so tests never join a live system's domain.
-os.environ['ROS_DOMAIN_ID'] = str(1 + os.getpid() % 100)
+# One domain per test run (pytest process), 1..100, never the one the shell names: on a robot
+# that is the running graph's domain, which the tests must not join.
+_domain = 1 + os.getpid() % 100
+if os.environ.get('ROS_DOMAIN_ID', '').strip() == str(_domain):
+    _domain = 1 + _domain % 100
+os.environ['ROS_DOMAIN_ID'] = str(_domain)
 # Discovery on localhost only: ROS_AUTOMATIC_DISCOVERY_RANGE (Jazzy and newer) and
 # ROS_LOCALHOST_ONLY (Humble).
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ['ROS_LOCALHOST_ONLY'] = '1'
+# Read once, when onnxruntime initialises: set before anything imports it.
+os.environ['ORT_DISABLE_TELEMETRY'] = '1'
 
 
 @pytest.fixture(scope="session")

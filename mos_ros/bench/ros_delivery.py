@@ -4,7 +4,12 @@ of published frames that come back as a FaceArray, per rate, size and camera rel
 
     python -m mos_ros.bench.ros_delivery [--rates 1 5 15] [--sizes 640x480 1280x720]
         [--reliability best_effort reliable] [--seconds 10] [--node-source DIR]
-        [--camera-profile] [--json]
+        [--camera-profile] [--host-network] [--json]
+
+Camera and node run in a private network namespace that holds only the loopback
+(:mod:`mos_ros.ros.private_network`, needs root): discovery at the robot's default SUBNET range
+behaves as on a robot, and no packet leaves the host. ``--host-network`` runs them on the
+host's network instead, where every ROS system on it can hear them.
 
 This process is the camera: it publishes bgr8 frames at a steady rate (never a burst) with
 the chosen reliability and Fast DDS's defaults (unless ``--camera-profile`` loads the
@@ -38,6 +43,9 @@ from mos_ros.bench.run import synthetic_frame
 from mos_ros.msg import FaceArray
 from mos_ros.ros import convert
 from mos_ros.ros.dds import PROFILE_VARIABLES, apply_camera_frames_profile
+from mos_ros.ros.private_network import (
+    PrivateNetworkError, add_host_network_option, benchmark_network, describe_network,
+    network_error)
 from mos_ros.ros.testing import spin_until, stop_process
 from mos_ros.testing import random_model
 
@@ -166,13 +174,22 @@ class Camera:
 
 def run(model: Path, rates: Sequence[float], sizes: Sequence[tuple[int, int]],
         reliabilities: Sequence[str], seconds: float, node_source: Path | None = None,
-        camera_profile: bool = False) -> list[Delivery]:
-    """The delivery matrix, one node process for all of it."""
+        camera_profile: bool = False, host_network: bool = False) -> list[Delivery]:
+    """The delivery matrix, one node process for all of it, in a private network unless
+    ``host_network``."""
     if camera_profile:
         apply_camera_frames_profile()
     else:
         for name in PROFILE_VARIABLES:
             os.environ.pop(name, None)
+    with benchmark_network(host_network):
+        return _matrix(model, rates, sizes, reliabilities, seconds, node_source)
+
+
+def _matrix(model: Path, rates: Sequence[float], sizes: Sequence[tuple[int, int]],
+            reliabilities: Sequence[str], seconds: float,
+            node_source: Path | None) -> list[Delivery]:
+    """Start the node, then be its camera for every cell."""
     child = start_node(model, node_source)
     context = Context()
     rclpy.init(args=[], context=context)
@@ -222,9 +239,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="the camera loads config/fastdds_camera_frames.xml too")
     parser.add_argument("--json", action="store_true",
                         help="print the cells as one JSON list instead of the table")
+    add_host_network_option(parser)
     args = parser.parse_args(argv)
-    rows = run(random_model(args.random_model), args.rates, args.sizes, args.reliability,
-               args.seconds, args.node_source, args.camera_profile)
+    try:
+        rows = run(random_model(args.random_model), args.rates, args.sizes, args.reliability,
+                   args.seconds, args.node_source, args.camera_profile, args.host_network)
+    except PrivateNetworkError as exc:
+        parser.error(network_error(exc))
     if args.json:
         print(json.dumps([asdict(row) for row in rows]))
         return 0
@@ -232,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     discovery = os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE") or "the default (SUBNET)"
     print(f"node from {source}; camera at "
           f"{'the camera-frames profile' if args.camera_profile else 'Fast DDS defaults'}; "
-          f"discovery range {discovery}")
+          f"discovery range {discovery}; {describe_network(args.host_network)}")
     print(format_table(rows))
     return 0
 

@@ -6,6 +6,11 @@ loopback, as with ``ros2 launch``). Frames are sent in lock-step (the next after
 result), so no frame is dropped and every sample is one frame's full path::
 
     python -m mos_ros.bench.ros_latency --frames 30 [--model M | --random-model DIR]
+        [--host-network]
+
+The ROS paths run in a private network namespace that holds only the loopback
+(:mod:`mos_ros.ros.private_network`, needs root), so no ROS system outside this host hears
+them; ``--host-network`` runs them on the host's network instead.
 """
 from __future__ import annotations
 
@@ -32,6 +37,9 @@ from mos_ros.msg import FaceArray
 from mos_ros.resources import default_model_path
 from mos_ros.ros import convert
 from mos_ros.ros.detector_node import DetectorNode
+from mos_ros.ros.private_network import (
+    PrivateNetworkError, add_host_network_option, benchmark_network, describe_network,
+    network_error)
 from mos_ros.ros.testing import spin_until, stop_process
 from mos_ros.testing import random_model
 
@@ -133,13 +141,15 @@ def ros_latency(model: Path, frames: list, input_size: int, threads: int,
 
 
 def run(model: Path, frames: int, size: tuple[int, int], input_size: int, threads: int,
-        modes: Sequence[str]) -> dict[str, Stat]:
-    """Latency statistics of the bare detector and of each mode, on the same frames."""
+        modes: Sequence[str], host_network: bool = False) -> dict[str, Stat]:
+    """Latency statistics of the bare detector and of each mode, on the same frames; the
+    modes in a private network unless ``host_network``."""
     images = [synthetic_frame(size[1], size[0], seed=i) for i in range(frames)]
     stats = {"bare detect": Stat.of(bare_latency(model, images, input_size, threads))}
-    for mode in modes:
-        stats[mode] = Stat.of(ros_latency(model, images, input_size, threads,
-                                          two_process=mode == "two-process"))
+    with benchmark_network(host_network):
+        for mode in modes:
+            stats[mode] = Stat.of(ros_latency(model, images, input_size, threads,
+                                              two_process=mode == "two-process"))
     return stats
 
 
@@ -167,13 +177,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-size", type=int, default=640)
     parser.add_argument("--threads", type=int, default=0, help="0: backend default")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    add_host_network_option(parser)
     args = parser.parse_args(argv)
     model = random_model(args.random_model) if args.random_model else (
         args.model or default_model_path())
-    stats = run(model, args.frames, (args.width, args.height), args.input_size, args.threads,
-                args.modes)
+    try:
+        stats = run(model, args.frames, (args.width, args.height), args.input_size,
+                    args.threads, args.modes, args.host_network)
+    except PrivateNetworkError as exc:
+        parser.error(network_error(exc))
     print(f"model {model}, {args.frames} frames {args.width}x{args.height}, "
-          f"input {args.input_size}")
+          f"input {args.input_size}, {describe_network(args.host_network)}")
     print(format_stats(stats))
     return 0
 

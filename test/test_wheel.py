@@ -21,6 +21,8 @@ from mos_ros.resources import default_model_path
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / 'models' / 'demo' / 'astronaut.jpg'
 INSTALL_TIMEOUT_S = 600
+#: The light install's wheels, collected by .ci/setup.sh into the venv that runs the tests.
+WHEELHOUSE = Path(sys.prefix) / 'wheelhouse'
 #: What a checkout holds besides its sources (environments, outputs, caches).
 NOT_SOURCES = ('.git', '.venv', 'build', 'install', 'log', 'out', '__pycache__', '*.egg-info',
                '.pytest_cache')
@@ -38,6 +40,12 @@ def _clean_env() -> dict:
     env['PATH'] = os.pathsep.join(p for p in env.get('PATH', '').split(os.pathsep)
                                   if not p.startswith(str(ROOT)))
     return env
+
+
+def _offline_sources() -> list[str]:
+    """pip options that take the base dependencies from the wheels .ci/setup.sh collected in
+    the venv, without the network; none where they are missing (pip then asks the index)."""
+    return ['--no-index', '--find-links', str(WHEELHOUSE)] if WHEELHOUSE.is_dir() else []
 
 
 @pytest.fixture(scope='module')
@@ -62,7 +70,7 @@ def light_venv(wheel, tmp_path_factory) -> Path:
     constraints = base / 'constraints.txt'
     constraints.write_text(_pins_without_extras())
     subprocess.run([sys.executable, '-m', 'pip', '--python', str(venv / 'bin' / 'python'),
-                    'install', '-q', '-c', str(constraints), str(wheel)],
+                    'install', '-q', '-c', str(constraints), *_offline_sources(), str(wheel)],
                    check=True, timeout=INSTALL_TIMEOUT_S, env=_clean_env(), cwd=base)
     return venv
 

@@ -1,4 +1,5 @@
 """Data-parallel training under torchrun: two CPU processes (Gloo) train like one process."""
+import contextlib
 import csv
 import os
 import socket
@@ -16,6 +17,7 @@ import torch.distributed as dist  # noqa: E402
 import yaml  # noqa: E402
 
 from mos_ros.model import build_model  # noqa: E402
+from mos_ros.ros import private_network  # noqa: E402
 from mos_ros.train.config import TrainConfig  # noqa: E402
 from mos_ros.train.dataset import images_to_input, targets_to_device  # noqa: E402
 from mos_ros.train.distributed import DistributedContext  # noqa: E402
@@ -43,12 +45,21 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _network():
+    """Where torchrun's processes run: a private network with only the loopback where one can
+    be made, since Gloo looks names up (127.0.0.1 backwards), which would leave the host."""
+    if private_network.unavailable():
+        return contextlib.nullcontext()
+    return private_network.private_network()
+
+
 def _torchrun(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), *args]
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=120)
+    with _network():
+        return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=120)
 
 
 def _losses(folder: Path) -> list[dict[str, float]]:

@@ -132,6 +132,11 @@ def test_the_exact_reader_is_consistent_and_the_rigid_one_scores_the_turn():
     assert mirror["kept"] == 1.0 and mirror["median"]["roll"] < 1.0
     mesh = exact.facemesh_summary()
     assert mesh["faces"] == 1 and mesh["mae"]["roll"] < 1.0
+    assert abs(mesh["bias"]["roll"]) < 1.0 and len(mesh["pairs"]) == 1
+    upright = rigid.facemesh_summary()
+    (pair,) = upright["pairs"]
+    assert pair["predicted"]["roll"] == 0.0
+    assert upright["bias"]["roll"] == pytest.approx(-pair["facemesh"]["roll"])
     assert "±45°" in "\n".join(exact.markdown())
 
 

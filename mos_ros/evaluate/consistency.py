@@ -285,7 +285,9 @@ class ConsistencyReport:
                 "constant": constant_mirror_errors(self.constant)}
 
     def facemesh_summary(self) -> dict:
-        """MAE against FaceMesh, the constant's MAE, and the spread of both, per angle."""
+        """MAE against FaceMesh, the constant's MAE, the mean signed error (model - FaceMesh: an
+        offset of the model's zero shows here) and the spread of both, per angle; the pairs
+        themselves under ``pairs``."""
         pairs = self.result.facemesh
         if not pairs:
             return {"faces": 0}
@@ -294,6 +296,10 @@ class ConsistencyReport:
         return {"faces": len(pairs), "min_px": FACEMESH_MIN_PX,
                 "mae": dict(zip(ANGLES, np.abs(predicted - truth).mean(axis=0).tolist())),
                 "constant_mae": dict(zip(ANGLES, np.abs(constant - truth).mean(axis=0).tolist())),
+                "bias": dict(zip(ANGLES, (predicted - truth).mean(axis=0).tolist())),
+                "pairs": [{"predicted": dict(zip(ANGLES, p.tolist())),
+                           "facemesh": dict(zip(ANGLES, t.tolist()))}
+                          for p, t in zip(predicted, truth)],
                 "std_predicted": dict(zip(ANGLES, predicted.std(axis=0).tolist())),
                 "std_facemesh": dict(zip(ANGLES, truth.std(axis=0).tolist()))}
 

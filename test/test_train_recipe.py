@@ -1,8 +1,10 @@
 """What a CPU pose recipe relies on: the optimizer by name, bf16 autocast where the CPU has it,
 a time budget that holds across resumed processes, and the learning curve of a run's state
 files on held-out pictures."""
+import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -11,7 +13,8 @@ pytest.importorskip("scipy")
 import torch  # noqa: E402
 
 from mos_ros.evaluate import consistency as C  # noqa: E402
-from mos_ros.evaluate.curve import CurvePoint, learning_curve, markdown, write_csv  # noqa: E402
+from mos_ros.evaluate.curve import (CurvePoint, detection_score, learning_curve,  # noqa: E402
+                                    markdown, write_csv)
 from mos_ros.model import build_model, load_checkpoint  # noqa: E402
 from mos_ros.train.checkpointing import model_from_state  # noqa: E402
 from mos_ros.train.config import TrainConfig  # noqa: E402
@@ -105,9 +108,28 @@ def test_learning_curve_checks_each_state_once(tmp_path):
     assert [c.name for c in cached] == ["state_00000002.json", "state_00000004.json"]
     figures = json.loads(cached[1].read_text())
     assert figures["model"].endswith("state_00000004.pt") and figures["images"] == 1
+    assert figures["detection"]["images"] == 1 and figures["detection"]["large_faces"] == 1
+    assert points[-1].row()["fp_per_image"] == figures["detection"]["fp_per_image"]
     stamps = [c.stat().st_mtime_ns for c in cached]
     again = learning_curve(tmp_path, images=[_drawn_face()])
     assert [p.figures for p in again] == [p.figures for p in points]
     assert [c.stat().st_mtime_ns for c in cached] == stamps
+    del figures["detection"]                    # a cache from before detection was scored
+    cached[1].write_text(json.dumps(figures))
+    third = learning_curve(tmp_path, images=[_drawn_face()])
+    assert third[-1].figures == points[-1].figures
     with pytest.raises(FileNotFoundError, match="no state_"):
         learning_curve(tmp_path / "curve")
+
+
+def test_curve_detection_counts_found_faces_and_false_positives():
+    """The exact reader finds the drawn face; a reader that also answers a face far away
+    has one false positive in one image."""
+    image = _drawn_face()
+    assert detection_score(exact_reader, [image]).recall_large == 1.0
+
+    def with_ghost(picture):
+        face = exact_reader(picture)[0]
+        return [face, dataclasses.replace(face, box=np.array([0.0, 0.0, 8.0, 8.0]))]
+    score = detection_score(with_ghost, [image])
+    assert score.fp_per_image == 1.0 and score.recall_large == 1.0

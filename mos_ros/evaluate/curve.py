@@ -4,8 +4,10 @@ A recipe is judged by what its model reads on photos no training used, not by it
 state file a run wrote (``state_<iteration>.pt``), and the weights it started from, is put
 through the label-free checks of :mod:`mos_ros.evaluate.consistency`: roll and eye line under
 rotation, yaw and pitch drift, faces kept, mirror symmetry, and the MAE against FaceMesh,
-each beside the constant predictor. One row per iteration goes to ``curve.csv`` and a
-markdown table; ``curve.png`` plots the columns against iterations.
+each beside the constant predictor, and what detection must keep: recall of faces of at least
+and under 40 px and false positives per image, scored as ``mos eval real`` scores them (the
+LFW mosaic included). One row per iteration goes to ``curve.csv`` and a markdown table;
+``curve.png`` plots the columns against iterations.
 
 A state file's figures are kept beside the run (``curve/<state>.json``), so running the
 command again while the run goes on only checks the new state files.
@@ -23,7 +25,8 @@ from mos_ros.core.labels import LabelledFace
 from mos_ros.detector import FaceDetector
 from mos_ros.evaluate.consistency import ROTATIONS, evaluate_consistency, open_detector
 from mos_ros.evaluate.pose import ANGLES
-from mos_ros.evaluate.real_photos import MOSAIC_NAME, HeldOutImage, held_out_set
+from mos_ros.evaluate.real_photos import (MOSAIC_NAME, HeldOutImage, Score, held_out_set,
+                                          score_detections)
 
 log = logging.getLogger(__name__)
 CURVE_DIR = "curve"
@@ -31,6 +34,8 @@ CURVE_DIR = "curve"
 SIZES = (15, 30, 45)
 ROTATION_KEYS = ("roll", "eye_line", "yaw", "pitch")
 MIRROR_KEYS = ("yaw", "roll", "pitch")
+#: Detection figures of ``Score.to_dict`` the curve keeps (no constant has them).
+DETECTION_KEYS = ("recall_large", "recall_small", "fp_per_image")
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,9 @@ class CurvePoint:
             row[f"mirror_{angle}"] = mirror.get(angle)
         for angle in ANGLES:
             row[f"facemesh_{angle}"] = mesh.get(angle)
+        detection = self.figures.get("detection", {}) if which == "median" else {}
+        for key in DETECTION_KEYS:
+            row[key] = detection.get(key)
         return row
 
 
@@ -77,15 +85,28 @@ def _detector_of_state(path: Path):
     return detect
 
 
+def detection_score(detect, images: Sequence[HeldOutImage]) -> Score:
+    """Recall and false positives of ``detect`` on ``images``, summed over them."""
+    return sum((score_detections(image.faces, detect(image.image)) for image in images),
+               Score())
+
+
 def _cached_figures(cache: Path, model: Path, detect_of, images: Sequence[HeldOutImage],
+                    detection_images: Sequence[HeldOutImage],
                     rotations: Sequence[float]) -> dict:
-    if cache.is_file():
-        return json.loads(cache.read_text())
-    report = evaluate_consistency(images=images, detect=detect_of(model), rotations=rotations)
-    figures = {**report.as_dict(), "model": str(model)}
+    """A model's figures, read from ``cache`` when there; a cache written before detection
+    was scored gets its detection figures added."""
+    figures = json.loads(cache.read_text()) if cache.is_file() else None
+    if figures is not None and "detection" in figures:
+        return figures
+    detect = detect_of(model)
+    if figures is None:
+        report = evaluate_consistency(images=images, detect=detect, rotations=rotations)
+        figures = {**report.as_dict(), "model": str(model)}
+        log.info("%s: %.0f s", model, report.seconds)
+    figures["detection"] = detection_score(detect, detection_images).to_dict()
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(figures, indent=1) + "\n")
-    log.info("%s: %.0f s", model, report.seconds)
     return figures
 
 
@@ -94,23 +115,27 @@ def learning_curve(run_dir: Path, start: Path | None = None, every: int = 1,
                    rotations: Sequence[float] = ROTATIONS) -> list[CurvePoint]:
     """The curve of a run folder: ``start`` (the weights it began from, iteration 0) and every
     ``every``-th of its state files (the last always), each checked once on the held-out
-    photos (or ``images``) and cached under ``run_dir/curve``."""
+    photos (or ``images``; detection on the whole held-out set, or on ``images``) and cached
+    under ``run_dir/curve``."""
     states = sorted(Path(run_dir).glob("state_*.pt"), key=state_iteration)
     if not states and start is None:
         raise FileNotFoundError(f"{run_dir}: no state_*.pt files (a training output folder?)")
     if images is None:
-        images = [image for image in held_out_set(root) if image.name != MOSAIC_NAME]
+        detection_images = held_out_set(root)
+        images = [image for image in detection_images if image.name != MOSAIC_NAME]
+    else:
+        detection_images = images
     cache = Path(run_dir) / CURVE_DIR
     points = []
     if start is not None:
         figures = _cached_figures(cache / "start.json", Path(start), open_detector,
-                                  images, rotations)
+                                  images, detection_images, rotations)
         points.append(CurvePoint(0, figures))
     for index, state in enumerate(states):
         if index % every and index != len(states) - 1:
             continue
         figures = _cached_figures(cache / f"{state.stem}.json", state, _detector_of_state,
-                                  images, rotations)
+                                  images, detection_images, rotations)
         points.append(CurvePoint(state_iteration(state), figures))
     return points
 
@@ -121,13 +146,19 @@ def _cell(value: float | None, percent: bool = False) -> str:
     return f"{100 * value:.0f}%" if percent else f"{value:.1f}"
 
 
+def _fp_cell(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
 def _table_row(name: str, row: dict) -> str:
     def cells(key: str, percent: bool = False, sizes=SIZES) -> str:
         return " / ".join(_cell(row[f"{key}_{s}"], percent) for s in sizes)
     mirror = " / ".join(_cell(row[f"mirror_{a}"]) for a in MIRROR_KEYS)
     mesh = " / ".join(_cell(row[f"facemesh_{a}"]) for a in ANGLES)
+    recall = " / ".join(_cell(row[k], True) for k in DETECTION_KEYS[:2])
     return (f"| {name} | {cells('kept', True, (30, 45))} | {cells('roll')} | "
-            f"{cells('eye_line')} | {cells('yaw')} | {cells('pitch')} | {mirror} | {mesh} |")
+            f"{cells('eye_line')} | {cells('yaw')} | {cells('pitch')} | {mirror} | {mesh} | "
+            f"{recall} | {_fp_cell(row['fp_per_image'])} |")
 
 
 def markdown(points: Sequence[CurvePoint]) -> list[str]:
@@ -135,8 +166,9 @@ def markdown(points: Sequence[CurvePoint]) -> list[str]:
     in the first row."""
     lines = ["| iteration | kept ±30 / ±45 | roll ±15 / ±30 / ±45 | eye line ±15 / ±30 / ±45 "
              "| yaw drift ±15 / ±30 / ±45 | pitch drift ±15 / ±30 / ±45 "
-             "| mirror yaw / roll / pitch | FaceMesh ≥ 60 px yaw / pitch / roll |",
-             "|" + "---|" * 8]
+             "| mirror yaw / roll / pitch | FaceMesh ≥ 60 px yaw / pitch / roll "
+             "| recall ≥ 40 / < 40 px | FP / image |",
+             "|" + "---|" * 10]
     if points:
         lines.append(_table_row("constant", points[-1].row("constant")))
     lines += [_table_row(str(p.iteration), p.row()) for p in points]

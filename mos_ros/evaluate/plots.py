@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mos_ros.evaluate.curve import SIZES, CurvePoint
+from mos_ros.evaluate.curve import DETECTION_KEYS, SIZES, CurvePoint
 from mos_ros.evaluate.landmarks import LandmarkResult
 from mos_ros.evaluate.pose import ANGLES, PoseResult
 from mos_ros.evaluate.widerface import WiderResult
@@ -80,17 +80,25 @@ def plot_ced(result: LandmarkResult, path: str | Path) -> Path:
     return _save(figure, path)
 
 
+def _curve_unit(key: str) -> str:
+    if key.startswith("kept"):
+        return "share"
+    return "share / per image" if key in DETECTION_KEYS else "degrees (median)"
+
+
 def plot_learning_curve(points: list[CurvePoint], path: str | Path) -> Path:
     """A run's curve on held-out photos: roll and eye-line error under rotation, faces kept,
-    and the MAE against FaceMesh, each against iterations, the constant predictor dashed."""
+    the MAE against FaceMesh and detection (recall, false positives per image), each against
+    iterations, the constant predictor dashed."""
     rows = [p.row() for p in points]
     constant = points[-1].row("constant")
     iterations = [row["iteration"] for row in rows]
-    figure = _figure(16.0, 4.0)
+    figure = _figure(20.0, 4.0)
     panels = [("roll error under rotation", [f"roll_{s}" for s in SIZES]),
               ("eye-line error under rotation", [f"eye_line_{s}" for s in SIZES]),
               ("MAE against FaceMesh (faces >= 60 px)", [f"facemesh_{a}" for a in ANGLES]),
-              ("faces kept", [f"kept_{s}" for s in SIZES])]
+              ("faces kept", [f"kept_{s}" for s in SIZES]),
+              ("detection", list(DETECTION_KEYS))]
     for column, (title, keys) in enumerate(panels):
         axes = figure.add_subplot(1, len(panels), column + 1)
         for colour, key in enumerate(keys):
@@ -99,7 +107,7 @@ def plot_learning_curve(points: list[CurvePoint], path: str | Path) -> Path:
             if constant.get(key) is not None:
                 axes.axhline(constant[key], color=f"C{colour}", linestyle="--", linewidth=1)
         axes.set(xlabel="iteration", title=title,
-                 ylabel="share" if keys[0].startswith("kept") else "degrees (median)")
+                 ylabel=_curve_unit(keys[0]))
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize=7)
     return _save(figure, path)

@@ -359,15 +359,20 @@ def _pose(pose: Sequence[float]) -> str:
     return "(" + ", ".join(f"{v:.1f}" for v in pose) + ")"
 
 
-def open_detector(model_path: Path | str | None = None) -> DetectFn:
-    """``detect(image)`` of our model at the default decode settings and the image's own
-    size (the images are shrunk beforehand, so upright and turned share one scale)."""
-    detector = FaceDetector.open(model_path or default_model_path(),
-                                 settings=DecodeSettings(), input_size=None)
+def native_detect(backend) -> DetectFn:
+    """``detect(image)`` of our model in ``backend`` at the default decode settings and the
+    image's own size (the images are shrunk beforehand, so upright and turned share one
+    scale)."""
+    detector = FaceDetector(backend, settings=DecodeSettings(), input_size=None)
 
     def detect(image: np.ndarray) -> list[LabelledFace]:
         return [LabelledFace.from_face(f) for f in detector.detect(image)]
     return detect
+
+
+def open_detector(model_path: Path | str | None = None) -> DetectFn:
+    """:func:`native_detect` of a model file (default: the shipped one)."""
+    return native_detect(FaceDetector.open(model_path or default_model_path()).backend)
 
 
 def evaluate_consistency(model_path: Path | str | None = None, root: Path | str | None = None,

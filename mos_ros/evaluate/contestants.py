@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mos_ros.backends import InferenceBackend
 from mos_ros.core.errors import MosError
 from mos_ros.core.labels import LabelledFace
 from mos_ros.core.postprocess import DecodeSettings
@@ -36,17 +37,21 @@ class RealPhotoError(MosError, RuntimeError):
 DetectFn = Callable[[np.ndarray], list[LabelledFace]]
 
 
-def _open_mos(model_path: Path | str | None) -> DetectFn:
-    """Our model at the default decode settings, each image at its own size up to a long
-    side of :data:`MOS_MAX_INPUT_SIZE`."""
-    path = model_path or default_model_path()
-    native = FaceDetector.open(path, settings=DecodeSettings(), input_size=None)
-    shrunk = FaceDetector.open(path, settings=DecodeSettings(), input_size=MOS_MAX_INPUT_SIZE)
+def mos_detect(backend: InferenceBackend) -> DetectFn:
+    """``detect(image)`` of our model in ``backend`` at the default decode settings, each
+    image at its own size up to a long side of :data:`MOS_MAX_INPUT_SIZE`."""
+    native = FaceDetector(backend, settings=DecodeSettings(), input_size=None)
+    shrunk = FaceDetector(backend, settings=DecodeSettings(), input_size=MOS_MAX_INPUT_SIZE)
 
     def detect(image: np.ndarray) -> list[LabelledFace]:
         detector = shrunk if max(image.shape[:2]) > MOS_MAX_INPUT_SIZE else native
         return [LabelledFace.from_face(f) for f in detector.detect(image)]
     return detect
+
+
+def _open_mos(model_path: Path | str | None) -> DetectFn:
+    """Our model file (default: the shipped one), as :func:`mos_detect` runs it."""
+    return mos_detect(FaceDetector.open(model_path or default_model_path()).backend)
 
 
 def _open_teacher(name: str, model_path: Path | str | None = None) -> DetectFn:

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mos_ros.core.labels import LabelledFace
 from mos_ros.detector import FaceDetector
-from mos_ros.evaluate.consistency import ROTATIONS, evaluate_consistency, open_detector
+from mos_ros.evaluate.consistency import ROTATIONS, evaluate_consistency, native_detect
+from mos_ros.evaluate.contestants import mos_detect
 from mos_ros.evaluate.pose import ANGLES
 from mos_ros.evaluate.real_photos import (MOSAIC_NAME, HeldOutImage, Score, held_out_set,
                                           score_detections)
@@ -71,18 +71,17 @@ def state_iteration(path: Path) -> int:
     return int(path.stem.split("_")[-1])
 
 
-def _detector_of_state(path: Path):
-    """``detect(image)`` of the model in a state file, at the default decode settings."""
+def _backend_of_state(path: Path):
+    """The network in a state file, as an inference backend (torch)."""
     # torch (extra [train]) only where state files are read.
     from mos_ros.backends.torch_backend import ModuleBackend
     from mos_ros.train.checkpointing import model_from_state
 
-    detector = FaceDetector(ModuleBackend(model_from_state(path).eval(), source=str(path)),
-                            input_size=None)
+    return ModuleBackend(model_from_state(path).eval(), source=str(path))
 
-    def detect(image):
-        return [LabelledFace.from_face(f) for f in detector.detect(image)]
-    return detect
+
+def _backend_of_file(path: Path):
+    return FaceDetector.open(path).backend
 
 
 def detection_score(detect, images: Sequence[HeldOutImage]) -> Score:
@@ -91,20 +90,23 @@ def detection_score(detect, images: Sequence[HeldOutImage]) -> Score:
                Score())
 
 
-def _cached_figures(cache: Path, model: Path, detect_of, images: Sequence[HeldOutImage],
+def _cached_figures(cache: Path, model: Path, backend_of, images: Sequence[HeldOutImage],
                     detection_images: Sequence[HeldOutImage],
                     rotations: Sequence[float]) -> dict:
     """A model's figures, read from ``cache`` when there; a cache written before detection
-    was scored gets its detection figures added."""
+    was scored gets its detection figures added. Pose is checked on the images at their own
+    size (shrunk beforehand by the consistency checks), detection as ``mos eval real`` runs
+    the model (:func:`mos_detect`)."""
     figures = json.loads(cache.read_text()) if cache.is_file() else None
     if figures is not None and "detection" in figures:
         return figures
-    detect = detect_of(model)
+    backend = backend_of(model)
     if figures is None:
-        report = evaluate_consistency(images=images, detect=detect, rotations=rotations)
+        report = evaluate_consistency(images=images, detect=native_detect(backend),
+                                      rotations=rotations)
         figures = {**report.as_dict(), "model": str(model)}
         log.info("%s: %.0f s", model, report.seconds)
-    figures["detection"] = detection_score(detect, detection_images).to_dict()
+    figures["detection"] = detection_score(mos_detect(backend), detection_images).to_dict()
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(figures, indent=1) + "\n")
     return figures
@@ -128,13 +130,13 @@ def learning_curve(run_dir: Path, start: Path | None = None, every: int = 1,
     cache = Path(run_dir) / CURVE_DIR
     points = []
     if start is not None:
-        figures = _cached_figures(cache / "start.json", Path(start), open_detector,
+        figures = _cached_figures(cache / "start.json", Path(start), _backend_of_file,
                                   images, detection_images, rotations)
         points.append(CurvePoint(0, figures))
     for index, state in enumerate(states):
         if index % every and index != len(states) - 1:
             continue
-        figures = _cached_figures(cache / f"{state.stem}.json", state, _detector_of_state,
+        figures = _cached_figures(cache / f"{state.stem}.json", state, _backend_of_state,
                                   images, detection_images, rotations)
         points.append(CurvePoint(state_iteration(state), figures))
     return points

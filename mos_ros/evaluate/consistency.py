@@ -28,6 +28,11 @@ Against FaceMesh
     against the FaceMesh fit that labels the held-out set, and the spread (standard
     deviation) of predicted and true angles.
 
+Distinct faces
+    Every photo is checked at its three scales, so one face can count up to three times.
+    Beside each count stands the number of distinct faces (:func:`face_id`: photo and
+    ground-truth index, whatever the scale), which is what the figures really rest on.
+
 The constant predictor beside every figure gives every face the median FaceMesh pose and the
 upright five-point template. It never changes its answer, so under rotation its roll and
 eye-line errors are |theta|; it is perfectly consistent under mirroring only if its constant
@@ -78,6 +83,12 @@ def eye_line_deg(landmarks: np.ndarray) -> float:
     screen is positive (image y points down), as for roll."""
     dx, dy = np.asarray(landmarks, np.float64)[1] - np.asarray(landmarks, np.float64)[0]
     return float(np.degrees(np.arctan2(dy, dx)))
+
+
+def face_id(image_name: str, index: int) -> str:
+    """One name for a ground-truth face at every scale of its photo: ``<photo>#<index>``
+    (held-out image names are ``<photo>@<scale>``, and each scale keeps the truth's order)."""
+    return f"{image_name.split('@')[0]}#{index}"
 
 
 def long_side(box: np.ndarray) -> float:
@@ -179,6 +190,9 @@ class ConsistencyResult:
     mirror_kept: tuple[int, int]
     #: (predicted, FaceMesh) yaw, pitch, roll of upright faces >= FACEMESH_MIN_PX.
     facemesh: tuple[tuple[tuple[float, ...], tuple[float, ...]], ...]
+    #: :func:`face_id` of each reference face, and of each face in ``facemesh`` (same order).
+    reference_ids: tuple[str, ...] = ()
+    facemesh_ids: tuple[str, ...] = ()
 
 
 def check_image(image: HeldOutImage, detect: DetectFn,
@@ -199,11 +213,14 @@ def check_image(image: HeldOutImage, detect: DetectFn,
     flipped = follow(faces, np.reshape([mirrored_box(f.box, width) for f in faces], (-1, 4)),
                      detect(np.ascontiguousarray(image.image[:, ::-1])))
     mirror = tuple(mirror_errors(f, m) for f, m in zip(faces, flipped) if m is not None)
+    compared = [(face, t) for face, t in reference_faces(image, upright, FACEMESH_MIN_PX)
+                if image.faces[t].pose is not None]
     facemesh = tuple((tuple(map(float, face.pose)), tuple(map(float, image.faces[t].pose)))
-                     for face, t in reference_faces(image, upright, FACEMESH_MIN_PX)
-                     if image.faces[t].pose is not None)
+                     for face, t in compared)
     return ConsistencyResult(rotation, kept, mirror,
-                             (sum(m is not None for m in flipped), len(faces)), facemesh)
+                             (sum(m is not None for m in flipped), len(faces)), facemesh,
+                             tuple(face_id(image.name, t) for _, t in references),
+                             tuple(face_id(image.name, t) for _, t in compared))
 
 
 def combine(results: Sequence[ConsistencyResult]) -> ConsistencyResult:
@@ -214,7 +231,9 @@ def combine(results: Sequence[ConsistencyResult]) -> ConsistencyResult:
         {t: tuple(np.sum([r.kept[t] for r in results], axis=0).tolist()) for t in thetas},
         sum((r.mirror for r in results), ()),
         tuple(np.sum([r.mirror_kept for r in results], axis=0).tolist()) if results else (0, 0),
-        sum((r.facemesh for r in results), ()))
+        sum((r.facemesh for r in results), ()),
+        sum((r.reference_ids for r in results), ()),
+        sum((r.facemesh_ids for r in results), ()))
 
 
 def shrink(image: HeldOutImage, max_side: int = MOS_MAX_INPUT_SIZE) -> HeldOutImage:
@@ -260,6 +279,11 @@ class ConsistencyReport:
         truth = [t for _, t in self.result.facemesh]
         return tuple(np.median(truth, axis=0).tolist()) if truth else (0.0, 0.0, 0.0)
 
+    def reference_summary(self) -> dict:
+        """How many reference faces the checks start from, and how many distinct faces."""
+        return {"faces": len(self.result.reference_ids), "min_px": REFERENCE_MIN_PX,
+                "distinct_faces": len(set(self.result.reference_ids))}
+
     def rotation_summary(self) -> dict[float, dict]:
         """Per |theta| (both signs pooled): median errors, kept share, and the constant's."""
         summary = {}
@@ -294,6 +318,7 @@ class ConsistencyReport:
         predicted, truth = (np.array([p[i] for p in pairs]) for i in (0, 1))
         constant = np.array(self.constant)
         return {"faces": len(pairs), "min_px": FACEMESH_MIN_PX,
+                "distinct_faces": len(set(self.result.facemesh_ids)),
                 "mae": dict(zip(ANGLES, np.abs(predicted - truth).mean(axis=0).tolist())),
                 "constant_mae": dict(zip(ANGLES, np.abs(constant - truth).mean(axis=0).tolist())),
                 "bias": dict(zip(ANGLES, (predicted - truth).mean(axis=0).tolist())),
@@ -313,12 +338,15 @@ class ConsistencyReport:
                 "constant_pose": list(self.constant),
                 "rotation": {f"{k:g}": v for k, v in self.rotation_summary().items()},
                 "rotation_signed": signed, "mirror": self.mirror_summary(),
-                "facemesh": self.facemesh_summary()}
+                "facemesh": self.facemesh_summary(), "references": self.reference_summary()}
 
     def markdown(self) -> list[str]:
         """Three small tables, each figure with the constant predictor's in brackets."""
+        references = self.reference_summary()
         lines = [f"Consistency of {self.model} on {self.images} held-out images "
-                 "(median |error| in degrees; constant predictor in brackets)", "",
+                 "(median |error| in degrees; constant predictor in brackets); "
+                 f"{references['faces']} reference faces ≥ {REFERENCE_MIN_PX:g} px, "
+                 f"{references['distinct_faces']} distinct (each photo at three scales)", "",
                  "| rotation | faces kept | " + " | ".join(t for _, t in ROTATION_COLUMNS)
                  + " |", "|---" * (2 + len(ROTATION_COLUMNS)) + "|"]
         for size, row in self.rotation_summary().items():
@@ -334,8 +362,9 @@ class ConsistencyReport:
                                for k in ("yaw", "roll", "pitch")) + " |"]
         mesh = self.facemesh_summary()
         if mesh["faces"]:
-            lines += ["", f"| vs FaceMesh, faces ≥ {FACEMESH_MIN_PX:g} px (n={mesh['faces']}) "
-                      "| MAE | spread (std) predicted / FaceMesh |", "|---|---|---|"]
+            lines += ["", f"| vs FaceMesh, faces ≥ {FACEMESH_MIN_PX:g} px (n={mesh['faces']}, "
+                      f"{mesh['distinct_faces']} distinct) | MAE | spread (std) predicted / "
+                      "FaceMesh |", "|---|---|---|"]
             lines += [f"| {a} | {_pair(mesh['mae'][a], mesh['constant_mae'][a])} | "
                       f"{mesh['std_predicted'][a]:.1f} / {mesh['std_facemesh'][a]:.1f} |"
                       for a in ANGLES]

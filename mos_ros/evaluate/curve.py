@@ -9,8 +9,10 @@ and under 40 px and false positives per image, scored as ``mos eval real`` score
 LFW mosaic included). One row per iteration goes to ``curve.csv`` and a markdown table;
 ``curve.png`` plots the columns against iterations.
 
-A state file's figures are kept beside the run (``curve/<state>.json``), so running the
-command again while the run goes on only checks the new state files.
+A state file's figures are kept beside the run (``curve/<state>.json``) with the names of
+the images they were measured on, so running the command again while the run goes on only
+checks the new state files; figures of other images (the catalogue gained held-out photos
+since) are measured again, so one curve never mixes two sets.
 """
 from __future__ import annotations
 
@@ -93,18 +95,22 @@ def detection_score(detect, images: Sequence[HeldOutImage]) -> Score:
 def _cached_figures(cache: Path, model: Path, backend_of, images: Sequence[HeldOutImage],
                     detection_images: Sequence[HeldOutImage],
                     rotations: Sequence[float]) -> dict:
-    """A model's figures, read from ``cache`` when there; a cache written before detection
-    was scored gets its detection figures added. Pose is checked on the images at their own
-    size (shrunk beforehand by the consistency checks), detection as ``mos eval real`` runs
-    the model (:func:`mos_detect`)."""
+    """A model's figures, read from ``cache`` when there and measured on these images; a
+    cache written before detection was scored gets its detection figures added. Pose is
+    checked on the images at their own size (shrunk beforehand by the consistency checks),
+    detection as ``mos eval real`` runs the model (:func:`mos_detect`)."""
+    names = [image.name for image in detection_images]   # the pose images are among them
     figures = json.loads(cache.read_text()) if cache.is_file() else None
+    if figures is not None and figures.get("image_names") != names:
+        log.info("%s: measured on other images; checking %s again", cache, model)
+        figures = None
     if figures is not None and "detection" in figures:
         return figures
     backend = backend_of(model)
     if figures is None:
         report = evaluate_consistency(images=images, detect=native_detect(backend),
                                       rotations=rotations)
-        figures = {**report.as_dict(), "model": str(model)}
+        figures = {**report.as_dict(), "model": str(model), "image_names": names}
         log.info("%s: %.0f s", model, report.seconds)
     figures["detection"] = detection_score(mos_detect(backend), detection_images).to_dict()
     cache.parent.mkdir(parents=True, exist_ok=True)

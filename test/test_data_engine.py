@@ -240,6 +240,16 @@ def test_engine_config_reads_the_shipped_file_and_names_unknown_keys(tmp_path):
         dataclasses.replace(config.stages[0], scenes=0)
 
 
+def test_int8_exports_are_calibrated_on_the_named_stage_or_the_last():
+    config = EngineConfig.from_yaml("config/data_engine.yaml")
+    assert config.calibration_scenes == config.label_file(config.stages[-1]).parent
+    pose = EngineConfig.from_yaml("config/data_engine_pose_cpu.yaml")
+    assert pose.calibration_stage == "base" != pose.stages[-1].name
+    assert pose.calibration_scenes.parts[-2:] == ("base", "scenes")
+    with pytest.raises(ValueError, match="calibration_stage must be one of the stages"):
+        dataclasses.replace(config, calibration_stage="nowhere")
+
+
 def test_engine_skips_scenes_that_exist(tmp_path):
     stage = Stage(name="base", scenes=5, seed=1, train_config="x.yaml")
     config = EngineConfig(stages=(stage,), root=str(tmp_path))

@@ -184,9 +184,9 @@ def shipped() -> C.ConsistencyReport:
         pytest.skip(f"held-out photos not available: {exc}")
 
 
-NOT_YET = ("the shipped model reads roll and pitch no better than a constant (its training "
-           "data had no turned scenes); the CPU pose recipe's model, not shipped yet, meets "
-           "part of this (models/README.md, 'Head pose on real photos')")
+NOT_YET = ("the default model, trained by the CPU pose recipe (config/data_engine_pose_cpu.yaml), "
+           "reads roll, pitch and turned landmarks but not yet this closely "
+           "(models/README.md, 'Head pose on real photos')")
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason=NOT_YET)
@@ -203,7 +203,6 @@ def test_yaw_and_pitch_stay_with_the_head_when_the_photo_turns(shipped):
         assert row["median"]["yaw"] <= 3.0 and row["median"]["pitch"] <= 3.0
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=NOT_YET)
 def test_turned_faces_are_still_found(shipped):
     rows = shipped.rotation_summary()
     assert rows[30]["kept"] >= 0.95 and rows[45]["kept"] >= 0.90
@@ -215,6 +214,10 @@ def test_mirrored_faces_mirror_yaw_and_roll(shipped):
     assert mirror["yaw"] <= 2.0 and mirror["roll"] <= 2.0
 
 
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="the default model's pitch moves with the head now, and by 2.7 deg "
+                          "(median) between a face and its mirror image; the model before it "
+                          "met this only because its pitch hardly moved at all")
 def test_mirrored_faces_keep_their_pitch(shipped):
     assert shipped.mirror_summary()["median"]["pitch"] <= 1.5
 

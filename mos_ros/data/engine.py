@@ -64,13 +64,25 @@ class EngineConfig(Validated):
     workers: int = 2
     model_name: str = "mos-mbv2-faces"
     export: tuple[str, ...] = ("onnx", "ncnn")
+    #: The stage whose scenes calibrate (and check) the int8 exports; None: the last stage.
+    calibration_stage: str | None = None
 
     def rules(self) -> list[Rule]:
-        """At least one stage, each named once, and at least one worker."""
+        """At least one stage, each named once, at least one worker, and a calibration stage
+        among the stages."""
         names = [stage.name for stage in self.stages]
         return [("stages", bool(self.stages), "at least one stage"),
                 ("stages", len(set(names)) == len(names), f"differently named (got {names})"),
-                ("workers", self.workers >= 1, ">= 1")]
+                ("workers", self.workers >= 1, ">= 1"),
+                ("calibration_stage", self.calibration_stage in (None, *names),
+                 f"one of the stages {names} (got {self.calibration_stage!r})")]
+
+    @property
+    def calibration_scenes(self) -> Path:
+        """The folder of scenes the int8 exports are calibrated on."""
+        (stage,) = [s for s in self.stages
+                    if s.name == (self.calibration_stage or self.stages[-1].name)]
+        return self.label_file(stage).parent
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> EngineConfig:
@@ -141,10 +153,10 @@ def train_stage(config: EngineConfig, stage: Stage, start: Path | None = None) -
 
 def export_model(config: EngineConfig, checkpoint: Path) -> list[Path]:
     """Step 5: ``<root>/<model_name>.pt`` and its exports beside it; int8 models are
-    calibrated on the last stage's scenes."""
+    calibrated on the scenes of ``calibration_stage`` (default: the last stage)."""
     model = Path(config.root) / f"{config.model_name}.pt"
     shutil.copyfile(checkpoint, model)
-    scenes = config.label_file(config.stages[-1]).parent
+    scenes = config.calibration_scenes
     return [model] + [export_checkpoint(model, fmt, **({"calibration": scenes}
                                                        if fmt in CALIBRATED_FORMATS else {}))
                       for fmt in config.export]

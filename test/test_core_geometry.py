@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mos_ros.core.anchors import generate_anchors, num_anchors
+from mos_ros.core.anchors import generate_anchors, mirrored_anchor_order, num_anchors
 from mos_ros.core.codec import decode_boxes, decode_landmarks, encode_boxes, encode_landmarks
 from mos_ros.core.config import PriorConfig
 from mos_ros.core.nms import iou_matrix, nms
@@ -35,6 +35,22 @@ def random_boxes(rng, n):
     xy = rng.uniform(0.0, 0.8, size=(n, 2))
     wh = rng.uniform(0.01, 0.2, size=(n, 2))
     return np.concatenate([xy, xy + wh], axis=1)
+
+
+@pytest.mark.parametrize("height, width", [(320, 320), (480, 640), (100, 96)])
+def test_mirrored_anchor_order_maps_each_anchor_onto_its_mirror(height, width):
+    priors = PriorConfig()
+    anchors = generate_anchors(priors, height, width)
+    order = mirrored_anchor_order(priors, height, width)
+    mirrored = anchors[order]
+    np.testing.assert_allclose(mirrored[:, 0], 1.0 - anchors[:, 0], atol=1e-6)
+    np.testing.assert_array_equal(mirrored[:, 1:], anchors[:, 1:])
+    np.testing.assert_array_equal(order[order], np.arange(len(anchors)))
+
+
+def test_mirrored_anchor_order_refuses_a_width_off_the_anchor_grid():
+    with pytest.raises(ValueError, match="width 100 is not a multiple"):
+        mirrored_anchor_order(PriorConfig(), 96, 100)
 
 
 def test_decode_inverts_encode_for_boxes_and_landmarks():

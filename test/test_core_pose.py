@@ -32,9 +32,19 @@ def test_expectation_of_uniform_logits_is_the_mean_centre():
     assert bins_to_degrees(np.zeros(66), BINS) == pytest.approx(-1.5)
 
 
-def test_degrees_to_bins_clips_and_floors():
-    assert degrees_to_bins(np.array([-120, -99, -97.1, 0, 1.5, 97.9, 150]), BINS).tolist() == [
-        0, 0, 0, 33, 33, 65, 65]
+def test_degrees_to_bins_picks_the_nearest_bin_angle_and_clips():
+    angles = np.array([-120, -99, -97.1, -1.6, -1.4, 0, 1.4, 1.6, 95, 97.9, 150])
+    assert degrees_to_bins(angles, BINS).tolist() == [0, 0, 1, 32, 33, 33, 33, 34, 65, 65, 65]
+
+
+def test_the_taught_bin_stands_within_half_a_bin_of_the_angle_and_mirrors_with_it():
+    angles = np.random.default_rng(0).uniform(-96, 96, 2000)
+    index = degrees_to_bins(angles, BINS)
+    assert np.all(np.abs(bin_centres(BINS)[index] - angles) <= BINS.width_deg / 2 + 1e-9)
+    mirrored = degrees_to_bins(-angles, BINS)
+    ties = np.isclose(np.abs(angles) % BINS.width_deg, BINS.width_deg / 2)
+    np.testing.assert_allclose(bin_centres(BINS)[mirrored][~ties],
+                               -bin_centres(BINS)[index][~ties])
 
 
 def test_wrong_bin_count_is_rejected():

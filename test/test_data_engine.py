@@ -6,6 +6,7 @@ labels by construction are checked against the FaceMesh teacher, which never saw
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -248,6 +249,16 @@ def test_int8_exports_are_calibrated_on_the_named_stage_or_the_last():
     assert pose.calibration_scenes.parts[-2:] == ("base", "scenes")
     with pytest.raises(ValueError, match="calibration_stage must be one of the stages"):
         dataclasses.replace(config, calibration_stage="nowhere")
+
+
+@pytest.mark.parametrize("recipe", sorted(Path("config").glob("data_engine*.yaml")),
+                         ids=lambda path: path.stem)
+def test_every_engine_recipe_and_its_training_configs_load(recipe):
+    from mos_ros.train.config import TrainConfig
+    config = EngineConfig.from_yaml(recipe)
+    for stage in config.stages:
+        train = TrainConfig.from_yaml(stage.train_config)
+        assert train.init_weights is None or Path(train.init_weights).is_file()
 
 
 def test_engine_skips_scenes_that_exist(tmp_path):

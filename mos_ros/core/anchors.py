@@ -56,3 +56,25 @@ def cached_anchors(priors: PriorConfig, height: int, width: int) -> np.ndarray:
     anchors = generate_anchors(priors, height, width)
     anchors.setflags(write=False)
     return anchors
+
+
+def mirrored_anchor_order(priors: PriorConfig, height: int, width: int) -> np.ndarray:
+    """For every anchor, the index of its left-right mirror image: ``order[i]`` is the anchor
+    at the same row, level and size in column ``cols - 1 - col``.
+
+    Anchor centres sit at (col + 0.5) * step, so the order is exact when every step divides
+    ``width``; otherwise the last column overhangs the image and there is no mirror anchor, and
+    a ``ValueError`` says so. Used to compare an image's outputs with its mirror's.
+    """
+    sizes = feature_map_sizes(priors, height, width)
+    uneven = [step for step in priors.steps if width % step]
+    if uneven:
+        raise ValueError(f"width {width} is not a multiple of the anchor steps {uneven}: "
+                         "its anchors have no left-right mirror")
+    per_cell = priors.anchors_per_cell
+    orders, offset = [], 0
+    for rows, cols in sizes:
+        index = np.arange(rows * cols * per_cell).reshape(rows, cols, per_cell)
+        orders.append(index[:, ::-1, :].reshape(-1) + offset)
+        offset += index.size
+    return np.concatenate(orders)

@@ -21,7 +21,12 @@ visualisers (nose axis projected to (-sin yaw, -sin pitch cos yaw) in image x/y)
 Quaternions are (x, y, z, w), the geometry_msgs order.
 
 Bins: the network predicts, per angle, logits over ``PoseBins.num_bins`` bins of
-``width_deg``; the angle is the softmax expectation sum_k p_k * width * k + offset.
+``width_deg``; the angle is the softmax expectation sum_k p_k * (width * k + offset). Bin k
+stands for the angle width * k + offset, and training teaches an angle as the bin that stands
+nearest to it (:func:`degrees_to_bins`), so that the classification and the expectation agree.
+(Teaching the bin whose lower edge lies below the angle, as Hopenet-style training does, pulls
+the expectation half a bin low: a face and its mirror image then read yaw and roll half a
+bin apart in opposite directions.)
 
 Image transforms and the pose label
 -----------------------------------
@@ -69,8 +74,10 @@ def bins_to_degrees(logits: np.ndarray, bins: PoseBins) -> np.ndarray:
 
 
 def degrees_to_bins(angles: np.ndarray, bins: PoseBins) -> np.ndarray:
-    """Index of the bin an angle (degrees) falls into, clipped to the valid range."""
-    index = np.floor((np.asarray(angles, dtype=np.float64) - bins.offset_deg) / bins.width_deg)
+    """Index of the bin whose angle (:func:`bin_centres`) is nearest to each angle (degrees),
+    clipped to the valid range: the classification target that agrees with the expectation."""
+    index = np.floor((np.asarray(angles, dtype=np.float64) - bins.offset_deg) / bins.width_deg
+                     + 0.5)
     return np.clip(index, 0, bins.num_bins - 1).astype(np.int64)
 
 

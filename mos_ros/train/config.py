@@ -88,7 +88,19 @@ class TrainConfig(Validated):
                 ("lr_steps", all(0 < s <= 1 for s in self.lr_steps), "fractions in (0, 1]"),
                 ("sample", self.sample.input_size == self.input_size,
                  f"at input_size {self.input_size} (set only input_size)"),
-                ("headpose_fraction", 0.0 <= self.headpose_fraction <= 1.0, "in [0, 1]")]
+                ("headpose_fraction", 0.0 <= self.headpose_fraction <= 1.0, "in [0, 1]"),
+                *self._mirror_rules()]
+
+    def _mirror_rules(self) -> list[Rule]:
+        """A mirror-consistency loss needs mirror pairs, whole pairs in a batch, and the
+        plain sampler (hard mining and stitching draw single images)."""
+        pairs = self.sample.mirror_pairs
+        return [("loss", self.loss.mirror_weight == 0 or pairs,
+                 "without mirror_weight unless sample.mirror_pairs is true"),
+                ("batch_size", not pairs or self.batch_size % 2 == 0,
+                 "even with sample.mirror_pairs"),
+                ("feedback", not pairs or not self.feedback.enabled,
+                 "off with sample.mirror_pairs (its samplers draw single images)")]
 
     @property
     def metric_fields(self) -> tuple[str, ...]:
@@ -98,6 +110,8 @@ class TrainConfig(Validated):
             fields += tuple(f"weight_{task}" for task in TASKS) + SCALE_NAMES
         if self.feedback.enabled:
             fields += FEEDBACK_FIELDS
+        if self.loss.mirror_weight > 0:
+            fields += ("mirror",)
         return fields
 
     @classmethod

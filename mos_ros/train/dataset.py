@@ -44,6 +44,10 @@ class SampleConfig:
 
     input_size: int = 640
     flip_probability: float = 0.5
+    #: Samples ``2k`` and ``2k + 1`` show one augmented scene, unmirrored and mirrored, so that
+    #: a loss can compare the network's readings of a face and of its mirror image
+    #: (``loss.mirror_weight``); ``flip_probability`` is then unused.
+    mirror_pairs: bool = False
     #: Photometric augmentation of images read from disk (rendered scenes bring their own).
     photometric_probability: float = 0.5
     crop: CropConfig = field(default_factory=CropConfig)
@@ -132,16 +136,26 @@ class FaceTrainingSet(Dataset):
         return self.length
 
     def sample(self, index: int) -> tuple[np.ndarray, FaceLabels]:
-        """The augmented square image and its pixel labels (before anchor matching)."""
-        image, labels = self.source.scene(index)
-        return self.augment(image, labels, seeded_rng(self.seed * 3 + _AUGMENT_STREAM, index))
+        """The augmented square image and its pixel labels (before anchor matching).
+
+        With ``mirror_pairs`` an odd sample is the mirror image of the even one before it.
+        """
+        if not self.config.mirror_pairs:
+            image, labels = self.source.scene(index)
+            return self.augment(image, labels,
+                                seeded_rng(self.seed * 3 + _AUGMENT_STREAM, index))
+        pair, mirrored = divmod(index, 2)
+        image, labels = self.source.scene(pair)
+        image, labels = self.augment(image, labels,
+                                     seeded_rng(self.seed * 3 + _AUGMENT_STREAM, pair))
+        return flip_horizontal(image, labels) if mirrored else (image, labels)
 
     def augment(self, image: np.ndarray, labels: FaceLabels, rng: np.random.Generator
                 ) -> tuple[np.ndarray, FaceLabels]:
         """Crop, flip and photometric changes of one source image, drawn from ``rng``."""
         cfg = self.config
         image, labels = random_square_crop(image, labels, rng, cfg.crop, cfg.input_size)
-        if rng.random() < cfg.flip_probability:
+        if rng.random() < cfg.flip_probability and not cfg.mirror_pairs:
             image, labels = flip_horizontal(image, labels)
         if self.source.needs_photometric and rng.random() < cfg.photometric_probability:
             image = photometric(image, rng, cfg.photometric)

@@ -13,7 +13,9 @@ Options that follow the MOS paper, each off by default: ``loss.weighting: uncert
 (stitched batches and hard-image sampling, section 3.3; :mod:`mos_ros.train.feedback`),
 ``headpose_sets`` (300W-LP / AFLW2000 images mixed into training;
 :mod:`mos_ros.train.headpose_data`). Started by ``torchrun`` the same run trains data-parallel
-on several GPUs or machines (:mod:`mos_ros.train.distributed`). ``config/train_mos_s.yaml``
+on several GPUs or machines (:mod:`mos_ros.train.distributed`). ``sample.mirror_pairs`` with
+``loss.mirror_weight`` trains on pairs of an image and its mirror with a term that makes the
+two pose readings agree (:mod:`mos_ros.train.loss`). ``config/train_mos_s.yaml``
 is the paper's WIDER FACE schedule.
 """
 from __future__ import annotations
@@ -32,6 +34,7 @@ import torch
 from tqdm import tqdm
 
 from mos_ros.backends.torch_backend import resolve_device
+from mos_ros.core.anchors import mirrored_anchor_order
 from mos_ros.model import build_model, save_checkpoint
 from mos_ros.model.mos import MOS
 from mos_ros.train.checkpointing import (
@@ -136,7 +139,8 @@ def train(config: TrainConfig, resume: str | Path | None = None) -> Path:
     model = context.prepare_model(model, device)
     normaliser = context.count_normaliser()
     criterion = MultiTaskLoss(model.meta.pose_bins, config.loss,
-                              **({"count_normaliser": normaliser} if normaliser else {}))
+                              **({"count_normaliser": normaliser} if normaliser else {}),
+                              mirror_order=_mirror_order(config, model))
     criterion = criterion.to(device)
     optimizer, scheduler = make_optimizer(model, config, criterion)
     dataset = training_set(config, output_dir, context, model.meta)
@@ -162,6 +166,15 @@ def train(config: TrainConfig, resume: str | Path | None = None) -> Path:
         path = _finish(config, model, iteration, device, output_dir)
     context.stop()
     return path
+
+
+def _mirror_order(config: TrainConfig, model: MOS) -> np.ndarray | None:
+    """The anchors' mirror order at the training input size, for the mirror-consistency
+    term (None when the run has no mirror pairs)."""
+    if not config.sample.mirror_pairs:
+        return None
+    size = config.input_size
+    return mirrored_anchor_order(model.meta.priors, size, size)
 
 
 def _train_step(session: _Session, batch):

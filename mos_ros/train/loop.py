@@ -48,7 +48,8 @@ from mos_ros.train.loaders import make_loader, training_set, validation_config
 from mos_ros.train.loss import MultiTaskLoss
 from mos_ros.train.schedule import TIME_FIT_ITERATIONS, affordable_iterations, make_optimizer
 from mos_ros.train.validate import ValidationResult, render_validation_set, validate
-from mos_ros.train.weights import freeze_layers, load_backbone_weights, load_initial_weights
+from mos_ros.train.weights import (freeze_layers, layers_outside, load_backbone_weights,
+                                  load_initial_weights)
 
 LOG = logging.getLogger(__name__)
 
@@ -135,7 +136,8 @@ def train(config: TrainConfig, resume: str | Path | None = None) -> Path:
         load_backbone_weights(model, config.backbone_weights)
     if config.init_weights:
         load_initial_weights(model, config.init_weights)
-    freeze_layers(model, config.frozen_layers)
+    freeze_layers(model, layers_outside(model, config.trainable_layers)
+                  if config.trainable_layers else config.frozen_layers)
     model = context.prepare_model(model, device)
     normaliser = context.count_normaliser()
     criterion = MultiTaskLoss(model.meta.pose_bins, config.loss,

@@ -50,6 +50,29 @@ def _keep_statistics(module: torch.nn.Module, _inputs) -> None:
     module.training = False
 
 
+def layers_outside(model: torch.nn.Module, trainable: tuple[str, ...]) -> tuple[str, ...]:
+    """The largest modules of ``model`` that hold none of the ``trainable`` modules and lie
+    in none of them: what to freeze so that only ``trainable`` learns."""
+    modules = dict(model.named_modules())
+    unknown = [name for name in trainable if name not in modules or not name]
+    if unknown:
+        raise ValueError(f"trainable_layers names no module of the model: {unknown}")
+
+    def outside(module: torch.nn.Module, prefix: str) -> list[str]:
+        found = []
+        for name, child in module.named_children():
+            path = f"{prefix}{name}"
+            if path in trainable:
+                continue
+            if any(t.startswith(path + ".") for t in trainable):
+                found += outside(child, path + ".")
+            elif any(True for _ in child.parameters()):
+                found.append(path)
+        return found
+
+    return tuple(outside(model, ""))
+
+
 def freeze_layers(model: torch.nn.Module, prefixes: tuple[str, ...]) -> None:
     """Stop training every parameter under ``prefixes``; their batch norms always normalise
     with the stored statistics (a small batch must not overwrite ImageNet statistics)."""

@@ -104,6 +104,9 @@ class Ros4hriReport:
     #: "bad input frames" in each node's diagnostics at the end.
     detector_bad_frames: int
     selector_bad_frames: int
+    #: "dropped frames" in the detector's diagnostics at the end (frames that came while it
+    #: was busy: under load a damaged frame may be among them, counted but never examined).
+    detector_dropped_frames: int
 
 
 def start_nodes(namespace: str, selector_args: tuple[str, ...] = ()) -> list[subprocess.Popen]:
@@ -314,14 +317,15 @@ def report(run: Ros4hriRun, photo: np.ndarray, photo_stamps: range) -> Ros4hriRe
         stable_frames=max(runs), tf_share=len(with_frames) / max(len(seen), 1),
         tracked_messages=sum(s in photo_stamps for _, s, _ in run.tracked),
         photo_frames=len(photo_stamps), damaged_frames=len(run.damaged),
-        detector_bad_frames=_bad_frames(run, "mos_detector"),
-        selector_bad_frames=_bad_frames(run, "face_selector"))
+        detector_bad_frames=_counted(run, "mos_detector", "bad input frames"),
+        selector_bad_frames=_counted(run, "face_selector", "bad input frames"),
+        detector_dropped_frames=_counted(run, "mos_detector", "dropped frames"))
 
 
-def _bad_frames(run: Ros4hriRun, node: str) -> int:
-    """The "bad input frames" a node reported last (its status name starts with its name)."""
+def _counted(run: Ros4hriRun, node: str, key: str) -> int:
+    """The count ``key`` a node reported last (its status name starts with its name)."""
     values = [v for name, v in run.diagnostics.items() if name.split(":")[0].endswith(node)]
-    return int(values[-1].get("bad input frames", 0)) if values else 0
+    return int(values[-1].get(key, 0)) if values else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from mos_ros.core.pose import bins_to_degrees, degrees_to_bins  # noqa: E402
 from mos_ros.model import build_model, load_checkpoint  # noqa: E402
 from mos_ros.scenes.config import SyntheticConfig  # noqa: E402
 from mos_ros.scenes.composer import write_synthetic_set  # noqa: E402
+from mos_ros.train.averaging import measure_batch_norm  # noqa: E402
 from mos_ros.train.config import TrainConfig  # noqa: E402
 from mos_ros.train.loop import train  # noqa: E402
 from mos_ros.train.loss import MultiTaskLoss, expected_angle, hard_negative_mask  # noqa: E402
@@ -269,6 +270,32 @@ def test_a_run_that_trains_only_the_class_head_leaves_every_other_weight_as_it_w
     assert moved and all(name.startswith("ClassHead.") for name in moved), moved
     with pytest.raises(ValueError, match="trainable_layers"):
         _tiny_config(tmp_path, frozen_layers=["fpn"], trainable_layers=["ClassHead"])
+
+
+def test_batch_norm_statistics_are_measured_again_as_a_plain_average_frozen_ones_kept():
+    torch.manual_seed(3)
+    trained, frozen = torch.nn.BatchNorm2d(4), torch.nn.BatchNorm2d(4)
+    model = torch.nn.Sequential(trained, frozen)
+    freeze_layers(model, ("1",))
+    kept = frozen.running_mean.clone()
+    batches = [torch.randn(2, 4, 5, 5) * (i + 1) + i for i in range(3)]
+    assert measure_batch_norm(model, batches) == 3
+    expected = torch.stack([b.mean(dim=(0, 2, 3)) for b in batches]).mean(0)
+    assert torch.allclose(trained.running_mean, expected, atol=1e-5)
+    assert torch.equal(frozen.running_mean, kept) and trained.momentum == 0.1
+
+
+def test_the_final_model_is_the_mean_of_the_last_state_files(tmp_path):
+    final = train(_tiny_config(tmp_path, iterations=6, checkpoint_every=2, average_states=2,
+                               average_bn_batches=2))
+    states = [torch.load(tmp_path / f"state_0000000{i}.pt", weights_only=True)["model"]
+              for i in (4, 6)]
+    model = load_checkpoint(final)[0].state_dict()
+    conv = next(n for n, t in model.items() if n.endswith("weight") and t.dim() == 4)
+    assert torch.allclose(model[conv], (states[0][conv] + states[1][conv]) / 2)
+    assert not torch.equal(model[conv], states[1][conv])
+    means = [n for n in model if n.endswith("running_mean")]
+    assert not any(torch.allclose(model[n], (states[0][n] + states[1][n]) / 2) for n in means)
 
 
 def test_initial_weights_come_from_a_checkpoint_of_the_same_variant(tmp_path):

@@ -65,6 +65,11 @@ class TrainConfig(Validated):
     #: and leaves boxes, landmarks and pose bit-identical). Empty: ``frozen_layers`` decides.
     trainable_layers: tuple[str, ...] = ()
     checkpoint_every: int = 1000
+    #: The final model is the mean of the weights of the last ``average_states`` state files
+    #: (stochastic weight averaging, :mod:`mos_ros.train.averaging`), its batch-norm statistics
+    #: measured again over ``average_bn_batches`` training batches; 0: the last weights.
+    average_states: int = 0
+    average_bn_batches: int = 100
     log_every: int = 20
     amp: bool = True
     device: str = "auto"
@@ -93,6 +98,8 @@ class TrainConfig(Validated):
                 ("sample", self.sample.input_size == self.input_size,
                  f"at input_size {self.input_size} (set only input_size)"),
                 ("headpose_fraction", 0.0 <= self.headpose_fraction <= 1.0, "in [0, 1]"),
+                ("average_states", self.average_states >= 0, ">= 0"),
+                ("average_bn_batches", self.average_bn_batches >= 1, ">= 1"),
                 ("trainable_layers", not (self.trainable_layers and self.frozen_layers),
                  "empty when frozen_layers is set (one of the two decides)"),
                 *self._mirror_rules()]

@@ -40,6 +40,7 @@ from mos_ros.model.mos import MOS
 from mos_ros.train.checkpointing import (
     FINAL_MODEL, METRICS_FILE, VALIDATION_FILE, MetricsLog, latest_state, restore_state,
     save_state)
+from mos_ros.train.averaging import average_late_states
 from mos_ros.train.config import TrainConfig
 from mos_ros.train.dataset import images_to_input, targets_to_device
 from mos_ros.train.distributed import DistributedContext
@@ -165,9 +166,23 @@ def train(config: TrainConfig, resume: str | Path | None = None) -> Path:
     iteration = _run_iterations(session, loader, start)
     path = output_dir / FINAL_MODEL
     if context.is_main:
+        if config.average_states:
+            average_late_states(model, output_dir, config.average_states,
+                                _network_inputs(config, dataset, model, device))
         path = _finish(config, model, iteration, device, output_dir)
     context.stop()
     return path
+
+
+def _network_inputs(config: TrainConfig, dataset, model: MOS, device: torch.device):
+    """The first ``average_bn_batches`` training batches, as network inputs (this process;
+    loaded in it, so that stopping early leaves no loader process behind)."""
+    loader = make_loader(dataclasses.replace(config, workers=0), dataset, 0, device,
+                         DistributedContext(), None)
+    for index, (images, _) in enumerate(loader):
+        if index == config.average_bn_batches:
+            return
+        yield images_to_input(images.to(device), model.meta.input_mean)
 
 
 def _mirror_order(config: TrainConfig, model: MOS) -> np.ndarray | None:
@@ -231,6 +246,10 @@ def _run_iterations(session: _Session, loader, start: int) -> int:
     last = config.iterations
     fit_mark = (start, began)
     # A live progress bar on a terminal (rank 0 only); logs and metrics.csv record the rest.
+    if config.max_minutes > 0 and context.broadcast_int(int(began > deadline)):
+        LOG.warning("max_minutes %.1f were spent before iteration %d: no more training",
+                    config.max_minutes, start)
+        return start
     progress = tqdm(total=config.iterations, initial=start, unit="it", dynamic_ncols=True,
                     disable=context.rank != 0 or not sys.stderr.isatty())
     for batch in loader:

@@ -60,6 +60,26 @@ def test_matches_counts_misses_duplicates_and_errors_by_hand():
     assert (mae["yaw"], mae["pitch"], mae["roll"]) == pytest.approx((2.0, 4.0, 6.0))
 
 
+def test_false_positives_are_listed_most_confident_first_beside_a_face_or_away():
+    detections = [_det([0, 0, 100, 64], 0.9), _det([5, 5, 105, 69], 0.8),
+                  _det([500, 500, 550, 550], 0.95), _det([330, 0, 390, 60], 0.5)]
+    image = R.HeldOutImage("photo.jpg@1", np.zeros((600, 600, 3), np.uint8),
+                           (FACE_A, FACE_B, FACE_C))
+    found = R.false_positives(image, detections)
+    assert [(fp.score, fp.long_side, fp.beside_face) for fp in found] == \
+        [(0.8, 100.0, True), (0.95, 50.0, False)]
+    result = R.ContestantResult("mos", (tuple(detections),),
+                                (R.score_detections(image.faces, detections),), 0.0)
+    report = R.RealPhotoReport((image,), (result,), "model.onnx", 0.0)
+    assert [fp.score for fp in report.false_positives()] == [0.95, 0.8]
+    lines = report.false_positive_lines()
+    assert lines[0].startswith("mos false positives: 2, 1 beside a face, 1 away")
+    assert lines[1:] == ["- 0.95, 50 px, photo.jpg@1",
+                         "- 0.80, 100 px, photo.jpg@1 (beside a face)"]
+    assert report.as_dict()["contestants"]["mos"]["false_positives"][0]["score"] == 0.95
+    assert result.total.false_positives == len(found)
+
+
 def test_greedy_matching_goes_by_score_not_by_overlap():
     # The better-scored but looser box takes the face; the exact one is the duplicate FP.
     loose = _det([10, 6.4, 110, 70.4], 0.9, POINTS + [10, 6.4])

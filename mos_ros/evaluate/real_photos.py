@@ -61,6 +61,8 @@ TRUTH_MIN_VOTES = 2
 SMALL_FACE_PX = 40.0
 #: IoU for a detection to match a face; IoU with a missed face that excuses a false positive.
 MISPLACED_IOU = 0.3
+#: A false positive overlapping a true face above this IoU lies beside it (a second box).
+BESIDE_FACE_IOU = 0.1
 #: The ground-truth cache, relative to the data root; bump the version when labels change.
 TRUTH_FILE = "heldout_truth.json"
 TRUTH_VERSION = 1
@@ -153,21 +155,36 @@ class Score:
                 "pose_faces": len(self.poses)}
 
 
+def _matches(truth: Sequence[LabelledFace], detections: Sequence[LabelledFace],
+             match_iou: float) -> tuple[dict[int, int], np.ndarray, np.ndarray]:
+    """Greedy matches (detection -> truth index), the truth boxes and the detection boxes."""
+    truth_boxes = np.reshape([f.box for f in truth], (-1, 4))
+    boxes = np.reshape([d.box for d in detections], (-1, 4))
+    return greedy_matches(truth_boxes, boxes, [d.score for d in detections], match_iou), \
+        truth_boxes, boxes
+
+
+def false_positive_indices(truth: Sequence[LabelledFace], detections: Sequence[LabelledFace],
+                           match_iou: float = MATCH_IOU,
+                           misplaced_iou: float = MISPLACED_IOU) -> list[int]:
+    """The detections that count as false positives (rules: module docstring)."""
+    matches, truth_boxes, boxes = _matches(truth, detections, match_iou)
+    missed = np.ones(len(truth), bool)
+    missed[list(matches.values())] = False
+    overlap = iou_matrix(boxes, truth_boxes)
+    return [d for d in range(len(detections))
+            if d not in matches and not (overlap[d, missed] >= misplaced_iou).any()]
+
+
 def score_detections(truth: Sequence[LabelledFace], detections: Sequence[LabelledFace],
                      match_iou: float = MATCH_IOU, misplaced_iou: float = MISPLACED_IOU,
                      small_px: float = SMALL_FACE_PX) -> Score:
     """Score one image's detections against its ground truth (rules: module docstring)."""
-    truth_boxes = np.reshape([f.box for f in truth], (-1, 4))
-    boxes = np.reshape([d.box for d in detections], (-1, 4))
-    matches = greedy_matches(truth_boxes, boxes, [d.score for d in detections], match_iou)
+    matches, _, _ = _matches(truth, detections, match_iou)
     small = np.array([f.long_side < small_px for f in truth], bool)
     found = np.zeros(len(truth), bool)
     found[list(matches.values())] = True
-    missed = ~found
-    overlap = iou_matrix(boxes, truth_boxes)
-    false_positives = sum(
-        1 for d in range(len(detections))
-        if d not in matches and not (overlap[d, missed] >= misplaced_iou).any())
+    false_positives = len(false_positive_indices(truth, detections, match_iou, misplaced_iou))
     pairs = [(detections[d], truth[t]) for d, t in matches.items()]
     return Score(images=1, large_faces=int((~small).sum()),
                  large_found=int((found & ~small).sum()), small_faces=int(small.sum()),
@@ -176,6 +193,36 @@ def score_detections(truth: Sequence[LabelledFace], detections: Sequence[Labelle
                            if d.landmarks is not None and t.landmarks is not None),
                  poses=tuple((tuple(map(float, d.pose)), tuple(map(float, t.pose)))
                              for d, t in pairs if d.pose is not None and t.pose is not None))
+
+
+@dataclass(frozen=True)
+class FalsePositive:
+    """A detection that counts as a false positive: where it is, how sure the contestant
+    was, its size, and whether it lies beside a face (IoU above :data:`BESIDE_FACE_IOU` with
+    one: a second or misplaced box) or away from every face (something taken for a face)."""
+
+    image: str
+    score: float
+    long_side: float
+    beside_face: bool
+
+    def to_dict(self) -> dict:
+        """JSON-able fields."""
+        return {"image": self.image, "score": self.score, "long_side": self.long_side,
+                "beside_face": self.beside_face}
+
+
+def false_positives(image: HeldOutImage,
+                    detections: Sequence[LabelledFace]) -> list[FalsePositive]:
+    """The false positives among one image's detections (as :func:`score_detections` counts)."""
+    truth_boxes = np.reshape([f.box for f in image.faces], (-1, 4))
+    found = []
+    for index in false_positive_indices(image.faces, detections):
+        face = detections[index]
+        overlap = iou_matrix(np.reshape(face.box, (1, 4)), truth_boxes)
+        found.append(FalsePositive(image.name, float(face.score), float(face.long_side),
+                                   bool(overlap.size and overlap.max() > BESIDE_FACE_IOU)))
+    return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,8 +363,29 @@ class RealPhotoReport:
     seconds: float
 
     def markdown(self) -> str:
-        """One table, a row per contestant, counts in each cell, and notes on the truth."""
-        return "\n".join(markdown_table(self.results) + [""] + self.notes())
+        """One table, a row per contestant, counts in each cell, notes on the truth, and the
+        mos model's false positives."""
+        return "\n".join(markdown_table(self.results) + [""] + self.notes()
+                         + [""] + self.false_positive_lines())
+
+    def false_positives(self, contestant: str = "mos") -> list[FalsePositive]:
+        """``contestant``'s false positives over all images, the most confident first."""
+        result = next((r for r in self.results if r.name == contestant), None)
+        if result is None:
+            return []
+        found = [fp for image, detections in zip(self.images, result.detections)
+                 for fp in false_positives(image, detections)]
+        return sorted(found, key=lambda fp: -fp.score)
+
+    def false_positive_lines(self, contestant: str = "mos") -> list[str]:
+        """One line per false positive of ``contestant`` (the place to start a look with
+        ``--draw``)."""
+        found = self.false_positives(contestant)
+        beside = sum(fp.beside_face for fp in found)
+        lines = [f"{contestant} false positives: {len(found)}, {beside} beside a face, "
+                 f"{len(found) - beside} away from faces (score, long side, image):"]
+        return lines + [f"- {fp.score:.2f}, {fp.long_side:.0f} px, {fp.image}"
+                        f"{' (beside a face)' if fp.beside_face else ''}" for fp in found]
 
     def notes(self) -> list[str]:
         """What the table's figures rest on: images, labels, biases and rules."""
@@ -352,7 +420,9 @@ class RealPhotoReport:
                        for i in self.images],
             "contestants": {r.name: {"total": r.total.to_dict(), "seconds": r.seconds,
                                      "per_image": {i.name: s.to_dict() for i, s
-                                                   in zip(self.images, r.scores)}}
+                                                   in zip(self.images, r.scores)},
+                                     "false_positives": [fp.to_dict() for fp
+                                                         in self.false_positives(r.name)]}
                             for r in self.results},
             "rules": {"match_iou": MATCH_IOU, "misplaced_iou": MISPLACED_IOU,
                       "small_face_px": SMALL_FACE_PX, "nme": "mean error / sqrt(w*h)"},

@@ -73,11 +73,25 @@ def test_false_positives_are_listed_most_confident_first_beside_a_face_or_away()
     report = R.RealPhotoReport((image,), (result,), "model.onnx", 0.0)
     assert [fp.score for fp in report.false_positives()] == [0.95, 0.8]
     lines = report.false_positive_lines()
-    assert lines[0].startswith("mos false positives: 2, 1 beside a face, 1 away")
+    assert lines[0].startswith("mos false positives: 2 (per image 95 % interval over "
+                               "resampled photos 2.00-2.00), 1 beside a face, 1 away")
     assert lines[1:] == ["- 0.95, 50 px, photo.jpg@1",
                          "- 0.80, 100 px, photo.jpg@1 (beside a face)"]
     assert report.as_dict()["contestants"]["mos"]["false_positives"][0]["score"] == 0.95
     assert result.total.false_positives == len(found)
+
+
+def test_the_false_positive_interval_resamples_whole_photos():
+    images = tuple(R.HeldOutImage(name, np.zeros((8, 8, 3), np.uint8), ())
+                   for name in ("a.jpg@1", "a.jpg@0.5", "b.jpg@1", "b.jpg@0.5"))
+    scores = tuple(R.Score(images=1, false_positives=n) for n in (3, 1, 0, 0))
+    result = R.ContestantResult("mos", ((),) * 4, scores, 0.0)
+    report = R.RealPhotoReport(images, (result,), "model.onnx", 0.0)
+    low, high = report.fp_rate_interval()
+    # Two photos: both a (2 per image), both b (0), or one each (1): never 3 or 0.5.
+    assert (low, high) == (0.0, 2.0)
+    assert report.fp_rate_interval("yuface") is None
+    assert report.as_dict()["contestants"]["mos"]["fp_per_image_interval"] == (0.0, 2.0)
 
 
 def test_greedy_matching_goes_by_score_not_by_overlap():

@@ -377,13 +377,37 @@ class RealPhotoReport:
                  for fp in false_positives(image, detections)]
         return sorted(found, key=lambda fp: -fp.score)
 
+    def fp_rate_interval(self, contestant: str = "mos", level: float = 0.95,
+                         resamples: int = 2000, seed: int = 0) -> tuple[float, float] | None:
+        """How far ``contestant``'s false positives per image could move on another set of
+        photos like these: a bootstrap interval that resamples whole photos (a photo's
+        scales are not independent images); None when the contestant did not run."""
+        result = next((r for r in self.results if r.name == contestant), None)
+        if result is None:
+            return None
+        by_photo: dict[str, list[int]] = {}
+        for image, score in zip(self.images, result.scores):
+            counts = by_photo.setdefault(image.name.split("@")[0], [0, 0])
+            counts[0] += score.false_positives
+            counts[1] += score.images
+        counts = np.array(list(by_photo.values()), np.float64)
+        draws = np.random.default_rng(seed).integers(0, len(counts), (resamples, len(counts)))
+        rates = counts[draws, 0].sum(axis=1) / counts[draws, 1].sum(axis=1)
+        tail = (1.0 - level) / 2 * 100
+        low, high = np.percentile(rates, [tail, 100 - tail])
+        return float(low), float(high)
+
     def false_positive_lines(self, contestant: str = "mos") -> list[str]:
         """One line per false positive of ``contestant`` (the place to start a look with
-        ``--draw``)."""
+        ``--draw``), after their count and its bootstrap interval per image."""
         found = self.false_positives(contestant)
         beside = sum(fp.beside_face for fp in found)
-        lines = [f"{contestant} false positives: {len(found)}, {beside} beside a face, "
-                 f"{len(found) - beside} away from faces (score, long side, image):"]
+        interval = self.fp_rate_interval(contestant)
+        spread = ("" if interval is None else
+                  f" (per image 95 % interval over resampled photos {interval[0]:.2f}-"
+                  f"{interval[1]:.2f})")
+        lines = [f"{contestant} false positives: {len(found)}{spread}, {beside} beside a "
+                 f"face, {len(found) - beside} away from faces (score, long side, image):"]
         return lines + [f"- {fp.score:.2f}, {fp.long_side:.0f} px, {fp.image}"
                         f"{' (beside a face)' if fp.beside_face else ''}" for fp in found]
 
@@ -422,7 +446,8 @@ class RealPhotoReport:
                                      "per_image": {i.name: s.to_dict() for i, s
                                                    in zip(self.images, r.scores)},
                                      "false_positives": [fp.to_dict() for fp
-                                                         in self.false_positives(r.name)]}
+                                                         in self.false_positives(r.name)],
+                                     "fp_per_image_interval": self.fp_rate_interval(r.name)}
                             for r in self.results},
             "rules": {"match_iou": MATCH_IOU, "misplaced_iou": MISPLACED_IOU,
                       "small_face_px": SMALL_FACE_PX, "nme": "mean error / sqrt(w*h)"},

@@ -87,6 +87,21 @@ def test_photo_and_procedural_faces_follow_the_same_placement(obama_sources):
     assert any(cut), "max_outside lets some faces leave the picture in part"
 
 
+def test_a_face_larger_than_any_bank_face_may_grow_to_is_procedural(obama_sources):
+    from mos_ros.scenes import composer
+    from mos_ros.scenes.faces import PhotoFace, ProceduralFace
+    bank = FaceBank(faces=(obama_sources,))
+    native = obama_sources[0].face_px
+    capped = dataclasses.replace(MIXED, max_enlargement=1.5, procedural_beyond_deg=0.0)
+    for face_px, kind in ((native * 1.4, PhotoFace), (native * 1.6, ProceduralFace)):
+        face = composer._photo_face(seeded_rng(12, 0), capped, bank, face_px)
+        assert isinstance(face, kind)
+        assert max(face.size) == pytest.approx(face_px, rel=0.02)
+    unlimited = dataclasses.replace(capped, max_enlargement=0.0)
+    assert isinstance(composer._photo_face(seeded_rng(12, 0), unlimited, bank, native * 3),
+                      PhotoFace)
+
+
 def test_crowds_are_many_small_faces(obama_sources):
     config = dataclasses.replace(MIXED, crowd_probability=1.0, crowd_range=(10, 14),
                                  face_px_range=(12.0, 200.0))

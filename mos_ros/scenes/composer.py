@@ -161,8 +161,14 @@ def _procedural_face(rng: np.random.Generator, config: SceneConfig,
 def _photo_face(rng: np.random.Generator, config: SceneConfig, bank: FaceBank,
                 face_px: float) -> PreparedFace:
     """A bank face turned toward a sampled pose, at most ``max_turn_deg`` from a source
-    copy; a pose further than ``procedural_beyond_deg`` beyond reach is a procedural face."""
-    sources = bank.faces[rng.integers(len(bank.faces))]
+    copy; a pose further than ``procedural_beyond_deg`` beyond reach, or a size no bank face
+    reaches within ``max_enlargement``, is a procedural face."""
+    faces = bank.faces
+    if config.max_enlargement:
+        faces = [f for f in faces if f[0].face_px * config.max_enlargement >= face_px]
+        if not faces:
+            return _procedural_face(rng, config, sample_pose(rng, config), face_px)
+    sources = faces[rng.integers(len(faces))]
     pose = sample_pose(rng, config)
     wanted = euler_to_matrix(*pose)
     source, rotation = reachable_rotation(sources, wanted, config.max_turn_deg,

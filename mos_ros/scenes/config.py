@@ -128,6 +128,9 @@ class SceneConfig(Validated):
     #: A photo face wanted more than this many degrees beyond its reach is drawn as a
     #: procedural face at the wanted pose instead (profiles, steep pitch); 0: never, clip.
     procedural_beyond_deg: float = 0.0
+    #: A photo face is drawn at most this many times its size in its photo (only bank faces
+    #: large enough are drawn); a face no bank face can reach is procedural. 0: no limit.
+    max_enlargement: float = 0.0
     #: Share of scenes turned as a whole, labels with them (:mod:`mos_ros.scenes.rotation`):
     #: uniformly within +-``scene_turn_deg``, a ``scene_turn_wide_share`` of them beyond, up
     #: to +-``scene_turn_max_deg``.
@@ -173,6 +176,7 @@ class SceneConfig(Validated):
                 ("scene_turn_deg", turns,
                  f"in [0, scene_turn_max_deg ({self.scene_turn_max_deg})], which is <= 180"),
                 ("placement_tries", self.placement_tries >= 1, ">= 1"),
+                ("max_enlargement", self.max_enlargement >= 0, ">= 0 (0: no limit)"),
                 ("distance_range", 0 < self.distance_range[0] <= self.distance_range[1],
                  "positive and ordered")]
 
